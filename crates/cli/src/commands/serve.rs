@@ -1,0 +1,84 @@
+//! `bastion serve`
+
+use crate::config::{self, Overrides, StoreArgs};
+use anyhow::Context;
+use bastion_server::auth::signing_key;
+use bastion_server::settings::LogFormat;
+use clap::Args;
+use std::process::ExitCode;
+use tracing_subscriber::EnvFilter;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// Address to listen on [default: 127.0.0.1:8080]. Anything but loopback needs a
+    /// TLS-terminating proxy declared in trusted_proxies.
+    #[arg(long, value_name = "HOST:PORT")]
+    bind: Option<String>,
+    /// Assistants answer at {slug}.DOMAIN.
+    #[arg(long, value_name = "DOMAIN")]
+    base_domain: Option<String>,
+    /// Who may create an account: closed, invite (default) or open.
+    #[arg(long, value_name = "MODE")]
+    signup: Option<String>,
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let overrides = Overrides {
+        bind: args.bind,
+        base_domain: args.base_domain,
+        signup: args.signup,
+        ..args.store.overrides()
+    };
+    let settings = config::load(args.store.config.as_deref(), overrides)?;
+    settings.check_bind().context("refusing to start")?;
+    init_logging(&settings);
+    let store = super::open_store(&settings).await?;
+    let key = signing_key::load_or_create(&settings.signing_key_path())?;
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.bind))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(%addr, backend = ?store.backend(), signup = ?settings.signup, "bastion listening");
+    // Printed for people and scripts (tests read it to learn the port of --bind 127.0.0.1:0).
+    println!("bastion listening on http://{addr}");
+    bastion_server::serve(listener, store, settings, &key, shutdown_signal()).await?;
+    tracing::info!("bastion stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(settings: &bastion_server::Settings) {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
+    let _ = match settings.log_format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}

@@ -1,0 +1,70 @@
+//! The `bastion` command line: `serve`, `init`, `users`, `audit`. Each command that touches
+//! the store takes `--config` and `--data-dir`; settings come from the TOML file, then
+//! `BASTION_*` environment variables, then flags, each overriding the one before.
+
+mod commands;
+mod config;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "bastion",
+    version,
+    about = "A secure, multi-tenant runtime for AI assistants",
+    long_about = "bastion serves assistants to many tenants from one binary: the HTTP API, and (as \
+they land) the Control UI, device channels and the OpenAI-compatible endpoint.\n\n\
+Quick start:\n  bastion init --email you@example.com   # first user, workspace and assistant\n  \
+bastion serve                           # http://127.0.0.1:8080\n\n\
+Settings come from --config FILE (TOML), then BASTION_* environment variables (e.g. \
+BASTION_DATABASE_URL), then flags; each overrides the one before."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (embedded SQLite in --data-dir unless database_url is set).
+    Serve(commands::serve::ServeArgs),
+    /// Set up an empty store: the first user (a platform operator), a workspace and an assistant.
+    Init(commands::init::InitArgs),
+    /// Manage user accounts (for platform operators).
+    #[command(subcommand)]
+    Users(commands::users::UsersCommand),
+    /// Inspect the audit log.
+    #[command(subcommand)]
+    Audit(commands::audit::AuditCommand),
+}
+
+/// Runs the command line and turns any error into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => commands::serve::run(args).await,
+            Command::Init(args) => commands::init::run(args).await,
+            Command::Users(cmd) => commands::users::run(cmd).await,
+            Command::Audit(cmd) => commands::audit::run(cmd).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

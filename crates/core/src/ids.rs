@@ -1,0 +1,58 @@
+//! Typed identifiers, so a workspace id can never be passed where an assistant id is meant.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub Uuid);
+
+        impl $name {
+            /// A new time-ordered id (UUIDv7): index-friendly and sortable by creation.
+            pub fn new() -> Self {
+                $name(Uuid::now_v7())
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = uuid::Error;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Uuid::parse_str(s).map($name)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// A workspace: a customer account.
+    WorkspaceId
+);
+id_type!(
+    /// An assistant: the tenant boundary.
+    AssistantId
+);
+id_type!(
+    /// A user: a global login.
+    UserId
+);
+id_type!(
+    /// A pending invitation of an email to an assistant.
+    InvitationId
+);

@@ -1,0 +1,13 @@
+//! bastion's model, free of I/O: the identifiers of the tenancy model, the capabilities that
+//! authorize every route, the built-in roles that bundle them, and the access rule a route
+//! declares. Everything else in bastion speaks in these terms.
+
+pub mod access;
+pub mod capability;
+pub mod ids;
+pub mod role;
+
+pub use access::Access;
+pub use capability::{Capability, CapabilitySet};
+pub use ids::{AssistantId, InvitationId, UserId, WorkspaceId};
+pub use role::Role;

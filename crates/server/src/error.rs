@@ -1,0 +1,123 @@
+//! The one place where errors become HTTP: RFC 9457 `application/problem+json`, with a
+//! stable `code`, and never an internal detail (those go to the log with the request id).
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bastion_store::StoreError;
+use serde::Serialize;
+use thiserror::Error;
+use utoipa::ToSchema;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("not found")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("{0}")]
+    Conflict(String),
+    #[error("request body exceeds {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("expected a JSON body with content-type application/json")]
+    UnsupportedMediaType,
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("the request took too long")]
+    Timeout,
+    #[error("the service is not ready")]
+    Unavailable,
+    #[error("internal error")]
+    Internal(String),
+}
+
+/// The problem+json body (RFC 9457) with bastion's `code` extension.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI for the problem type; `about:blank` means the HTTP status says it all.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub title: &'static str,
+    pub status: u16,
+    pub detail: String,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+}
+
+impl ApiError {
+    pub fn forbidden() -> Self {
+        ApiError::Forbidden("your role on this resource does not allow this action".into())
+    }
+
+    fn parts(&self) -> (StatusCode, &'static str) {
+        use ApiError::*;
+        match self {
+            BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
+            Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(what) => ApiError::Conflict(what),
+            StoreError::LastOwner => ApiError::Conflict(
+                "the last owner cannot be removed or demoted; make someone else owner first".into(),
+            ),
+            StoreError::Invalid(what) => ApiError::Unprocessable(what),
+            other => ApiError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        if let ApiError::Internal(cause) = &self {
+            tracing::error!(%cause, "internal error");
+        }
+        let problem = Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+        };
+        let mut res = (status, axum::Json(problem)).into_response();
+        res.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if matches!(self, ApiError::Unauthenticated) {
+            res.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        res
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,82 @@
+//! What the flow hands a handler. Each is an extractor that reads what `gate` inserted; a
+//! handler asking for a context its route's access rule does not produce gets a 500, which
+//! the route tests catch.
+
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use bastion_store::assistants::Assistant;
+use bastion_store::users::User;
+use bastion_store::{AssistantScope, WorkspaceScope};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// The signed-in user making the request.
+#[derive(Clone)]
+pub struct Caller {
+    pub user: Arc<User>,
+}
+
+/// The authorized assistant: its scope (the key to its rows) and its record.
+#[derive(Clone)]
+pub struct InAssistant {
+    pub scope: AssistantScope,
+    pub assistant: Arc<Assistant>,
+}
+
+/// The authorized workspace.
+#[derive(Clone)]
+pub struct InWorkspace {
+    pub scope: WorkspaceScope,
+}
+
+/// Facts about the request itself, for audit events.
+#[derive(Clone, Debug)]
+pub struct Meta {
+    pub ip: Option<IpAddr>,
+}
+
+impl Meta {
+    pub fn ip_string(&self) -> String {
+        self.ip.map(|ip| ip.to_string()).unwrap_or_default()
+    }
+}
+
+macro_rules! from_extensions {
+    ($t:ty) => {
+        impl<S: Send + Sync> FromRequestParts<S> for $t {
+            type Rejection = ApiError;
+            async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+                parts.extensions.get::<$t>().cloned().ok_or_else(|| {
+                    ApiError::Internal(format!(
+                        "route declares an access rule that does not provide {}",
+                        stringify!($t)
+                    ))
+                })
+            }
+        }
+    };
+}
+
+from_extensions!(Caller);
+from_extensions!(InAssistant);
+from_extensions!(InWorkspace);
+from_extensions!(Meta);
+
+/// The last path parameter of a route (the item under an assistant: a member's user id, a
+/// domain, an invitation id), as text; a malformed path is a 404 like any unknown item.
+pub struct ItemParam(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ItemParam {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        params
+            .iter()
+            .last()
+            .map(|(_, v)| ItemParam(v.to_string()))
+            .ok_or(ApiError::NotFound)
+    }
+}

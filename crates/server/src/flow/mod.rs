@@ -1,0 +1,78 @@
+//! The one request flow (DESIGN.md): every route passes through [`gate`], which runs
+//! resolve → authenticate → authorize in that order before the handler, and hands the
+//! handler an authorized context. [`record`] wraps everything and writes the request log
+//! line and metrics. A route cannot be registered without declaring its [`Access`].
+
+pub mod authenticate;
+pub mod authorize;
+pub mod client_ip;
+pub mod context;
+pub mod record;
+pub mod resolve;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use axum::extract::{RawPathParams, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use bastion_core::Access;
+pub use context::{Caller, InAssistant, InWorkspace, ItemParam, Meta};
+use record::Recorded;
+
+/// The per-route state of the gate: the app and the access rule the route declared.
+#[derive(Clone)]
+pub struct Gate {
+    pub state: AppState,
+    pub access: Access,
+}
+
+pub async fn gate(
+    State(gate): State<Gate>,
+    params: RawPathParams,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut recorded = Recorded::default();
+    let res = match pass(&gate, &params, req, &mut recorded).await {
+        Ok(req) => next.run(req).await,
+        Err(e) => e.into_response(),
+    };
+    let mut res = res;
+    res.extensions_mut().insert(recorded);
+    res
+}
+
+async fn pass(
+    gate: &Gate,
+    params: &RawPathParams,
+    mut req: Request,
+    recorded: &mut Recorded,
+) -> Result<Request, ApiError> {
+    let state = &gate.state;
+    // 1. Resolve the assistant (Host and/or path) and the workspace named in the path.
+    let target = resolve::resolve(state, req.headers(), params).await?;
+    if let Some(a) = &target.assistant {
+        recorded.assistant = Some(a.id);
+    }
+    // 2. Authenticate the principal.
+    let caller = authenticate::authenticate(state, req.headers(), gate.access).await?;
+    if let Some(c) = &caller {
+        recorded.principal = Some(c.user.id);
+    }
+    // 3. Authorize the declared access, producing the tenant scope the handler will use.
+    let meta = Meta {
+        ip: client_ip::client_ip(&state.settings.trusted_proxies, &req),
+    };
+    authorize::authorize(state, gate.access, caller, target, req.extensions_mut()).await?;
+    req.extensions_mut().insert(meta);
+    Ok(req)
+}
+
+/// Answers every path no route matches, with the same problem+json as the rest.
+pub async fn not_found() -> impl IntoResponse {
+    ApiError::NotFound
+}
+
+pub async fn method_not_allowed() -> impl IntoResponse {
+    ApiError::MethodNotAllowed
+}

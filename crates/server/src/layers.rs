@@ -1,0 +1,51 @@
+//! The global layers around every route: request id, the record step, panic containment,
+//! timeout, body limit and security headers.
+
+use crate::error::ApiError;
+use crate::flow::record;
+use crate::settings::Settings;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{header, HeaderName, HeaderValue};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use axum::Router;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+pub fn wrap(router: Router, settings: &Settings) -> Router {
+    let request_id = HeaderName::from_static("x-request-id");
+    let timeout = Duration::from_secs(settings.request_timeout_secs);
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetRequestIdLayer::new(request_id.clone(), MakeRequestUuid))
+            .layer(PropagateRequestIdLayer::new(request_id))
+            .layer(middleware::from_fn(record::record))
+            .layer(CatchPanicLayer::custom(|_| {
+                ApiError::Internal("a handler panicked".into()).into_response()
+            }))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ))
+            .layer(SetResponseHeaderLayer::overriding(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("no-referrer"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("no-store"),
+            ))
+            .layer(middleware::from_fn(
+                move |req: Request, next: Next| async move {
+                    match tokio::time::timeout(timeout, next.run(req)).await {
+                        Ok(res) => res,
+                        Err(_) => ApiError::Timeout.into_response(),
+                    }
+                },
+            ))
+            .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
+    )
+}

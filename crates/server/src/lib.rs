@@ -1,0 +1,72 @@
+//! bastion's HTTP server: the axum application, the request flow every route passes
+//! through, the routes, and the one mapping of errors to problem+json.
+
+pub mod auth;
+pub mod directory;
+pub mod error;
+pub mod events;
+pub mod flow;
+pub mod json;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod validate;
+
+mod layers;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+use bastion_store::Store;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+
+/// The process-wide Prometheus recorder (a process has one metrics registry).
+pub fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full("bastion_http_request_duration_seconds".into()),
+                    &[
+                        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                        10.0,
+                    ],
+                )
+                .expect("static bucket list is non-empty");
+            let recorder = builder.build_recorder();
+            let handle = recorder.handle();
+            // Another recorder may be installed already (tests); then ours only renders empty.
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+/// The complete application: routes behind the request flow, inside the global layers.
+pub fn app(state: AppState) -> axum::Router {
+    layers::wrap(routes::router(state.clone()), &state.settings)
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    store: Store,
+    settings: Settings,
+    signing_key: &[u8],
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let state = AppState::new(store.clone(), settings, signing_key, metrics_handle());
+    let app = app(state);
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
+    store.close().await;
+    Ok(())
+}

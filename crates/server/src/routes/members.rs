@@ -1,0 +1,245 @@
+//! Members and invitations of an assistant. Nobody grants a role holding a capability they
+//! lack (ownership only from an owner), and nobody changes a member they could not have made.
+
+use crate::auth::tokens;
+use crate::error::{ApiError, ApiResult};
+use crate::events::{self, SUCCESS};
+use crate::flow::{Caller, InAssistant, ItemParam, Meta};
+use crate::json::ApiJson;
+use crate::routes::views::{InvitationView, MemberView};
+use crate::state::AppState;
+use crate::validate;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bastion_core::{InvitationId, Role, UserId};
+use bastion_store::StoreError;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InviteInput {
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleInput {
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationCreated {
+    pub invitation: InvitationView,
+    /// Shown once: hand it to the invitee, who redeems it at sign-up. Only its hash is kept.
+    pub token: String,
+}
+
+fn ensure_may_grant(at: &InAssistant, role: Role) -> Result<(), ApiError> {
+    if at.scope.role().may_grant(role) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "your role ({}) cannot grant or change the role {role}",
+            at.scope.role()
+        )))
+    }
+}
+
+fn parse_user(id: &str) -> Result<UserId, ApiError> {
+    id.parse().map_err(|_| ApiError::NotFound)
+}
+
+#[utoipa::path(get, path = "/api/v1/assistants/{assistant_id}/members", tag = "members", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = [MemberView]), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn list(
+    State(state): State<AppState>,
+    at: InAssistant,
+) -> ApiResult<Json<Vec<MemberView>>> {
+    let rows = state.store.memberships().list(&at.scope).await?;
+    Ok(Json(rows.iter().map(MemberView::from).collect()))
+}
+
+/// Invites an email with a role. An existing user becomes a member at once (201); otherwise a
+/// single-use, expiring invitation is created and its token shown once (202).
+#[utoipa::path(post, path = "/api/v1/assistants/{assistant_id}/members", tag = "members", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid)), request_body = InviteInput,
+    responses((status = 201, body = MemberView), (status = 202, body = InvitationCreated), (status = 403, body = crate::error::Problem),
+        (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    at: InAssistant,
+    ApiJson(input): ApiJson<InviteInput>,
+) -> ApiResult<Response> {
+    ensure_may_grant(&at, input.role)?;
+    let email = validate::email(&input.email)?;
+    let chain = at.scope.workspace_id();
+    match state
+        .store
+        .memberships()
+        .add_by_email(&at.scope, &email, input.role)
+        .await
+    {
+        Ok(m) => {
+            state
+                .directory
+                .forget_grant(m.user_id, at.scope.assistant_id());
+            state
+                .audit(events::event(
+                    chain,
+                    events::actor(&caller),
+                    &meta,
+                    "member.add",
+                    at.scope.assistant_id(),
+                    SUCCESS,
+                    json!({"user": m.user_id.to_string(), "role": m.role}),
+                ))
+                .await;
+            Ok((StatusCode::CREATED, Json(MemberView::from(&m))).into_response())
+        }
+        Err(StoreError::NotFound) => {
+            let token = tokens::random_token("bsi_");
+            let ttl_ms = state.settings.invitation_ttl_hours as i64 * 3_600_000;
+            let inv = state
+                .store
+                .invitations()
+                .create(
+                    &at.scope,
+                    &email,
+                    input.role,
+                    &tokens::token_hash(&token),
+                    ttl_ms,
+                )
+                .await?;
+            state
+                .audit(events::event(
+                    chain,
+                    events::actor(&caller),
+                    &meta,
+                    "invitation.create",
+                    at.scope.assistant_id(),
+                    SUCCESS,
+                    json!({"invitation": inv.id.to_string(), "email": email, "role": inv.role}),
+                ))
+                .await;
+            let body = InvitationCreated {
+                invitation: InvitationView::from(&inv),
+                token,
+            };
+            Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Changes a member's role. The last owner cannot be demoted.
+#[utoipa::path(patch, path = "/api/v1/assistants/{assistant_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid), ("user_id" = String, Path, format = Uuid)), request_body = RoleInput,
+    responses((status = 200, body = MemberView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem)))]
+pub async fn set_role(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    at: InAssistant,
+    ItemParam(user): ItemParam,
+    ApiJson(input): ApiJson<RoleInput>,
+) -> ApiResult<Json<MemberView>> {
+    let user = parse_user(&user)?;
+    let current = state.store.memberships().get(&at.scope, user).await?;
+    ensure_may_grant(&at, current.role)?;
+    ensure_may_grant(&at, input.role)?;
+    let m = state
+        .store
+        .memberships()
+        .set_role(&at.scope, user, input.role)
+        .await?;
+    state.directory.forget_grant(user, at.scope.assistant_id());
+    state
+        .audit(events::event(
+            at.scope.workspace_id(),
+            events::actor(&caller),
+            &meta,
+            "member.role_change",
+            at.scope.assistant_id(),
+            SUCCESS,
+            json!({"user": user.to_string(), "from": current.role, "to": m.role}),
+        ))
+        .await;
+    Ok(Json(MemberView::from(&m)))
+}
+
+/// Removes a member. The last owner cannot be removed.
+#[utoipa::path(delete, path = "/api/v1/assistants/{assistant_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid), ("user_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    at: InAssistant,
+    ItemParam(user): ItemParam,
+) -> ApiResult<StatusCode> {
+    let user = parse_user(&user)?;
+    let current = state.store.memberships().get(&at.scope, user).await?;
+    ensure_may_grant(&at, current.role)?;
+    state.store.memberships().remove(&at.scope, user).await?;
+    state.directory.forget_grant(user, at.scope.assistant_id());
+    state
+        .audit(events::event(
+            at.scope.workspace_id(),
+            events::actor(&caller),
+            &meta,
+            "member.remove",
+            at.scope.assistant_id(),
+            SUCCESS,
+            json!({"user": user.to_string(), "role": current.role}),
+        ))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Pending invitations (never their tokens).
+#[utoipa::path(get, path = "/api/v1/assistants/{assistant_id}/invitations", tag = "members", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid)),
+    responses((status = 200, body = [InvitationView]), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    at: InAssistant,
+) -> ApiResult<Json<Vec<InvitationView>>> {
+    let rows = state.store.invitations().list_pending(&at.scope).await?;
+    Ok(Json(rows.iter().map(InvitationView::from).collect()))
+}
+
+#[utoipa::path(delete, path = "/api/v1/assistants/{assistant_id}/invitations/{invitation_id}", tag = "members", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid), ("invitation_id" = String, Path, format = Uuid)),
+    responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    caller: Caller,
+    meta: Meta,
+    at: InAssistant,
+    ItemParam(id): ItemParam,
+) -> ApiResult<StatusCode> {
+    let id: InvitationId = id.parse().map_err(|_| ApiError::NotFound)?;
+    state.store.invitations().revoke(&at.scope, id).await?;
+    state
+        .audit(events::event(
+            at.scope.workspace_id(),
+            events::actor(&caller),
+            &meta,
+            "invitation.revoke",
+            at.scope.assistant_id(),
+            SUCCESS,
+            json!({"invitation": id.to_string()}),
+        ))
+        .await;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,216 @@
+//! The route table. Every route is registered through [`Api::route`], which requires its
+//! [`Access`] rule and puts the request flow's gate in front of its handler; the same table
+//! is listed by [`route_table`] and checked against the OpenAPI document by a test.
+
+pub mod assistants;
+pub mod audit;
+pub mod auth;
+pub mod domains;
+pub mod health;
+pub mod me;
+pub mod members;
+pub mod openapi;
+pub mod views;
+pub mod workspaces;
+
+use crate::flow::{self, Gate};
+use crate::state::AppState;
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter};
+use axum::Router;
+use bastion_core::{Access, Capability as C};
+
+/// One row of the route table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+}
+
+pub struct Api {
+    state: AppState,
+    router: Router<AppState>,
+    table: Vec<RouteSpec>,
+}
+
+impl Api {
+    fn new(state: AppState) -> Self {
+        Api {
+            state,
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    fn route<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
+    where
+        H: Handler<T, AppState>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+        let gate = Gate {
+            state: self.state.clone(),
+            access,
+        };
+        let endpoint =
+            on(filter, handler).route_layer(axum::middleware::from_fn_with_state(gate, flow::gate));
+        self.router = self.router.route(path, endpoint);
+        self.table.push(RouteSpec {
+            method,
+            path,
+            access,
+        });
+        self
+    }
+}
+
+fn api(state: AppState) -> Api {
+    use Access::*;
+    use Method as M;
+    Api::new(state)
+        .route(M::GET, "/healthz", Public, health::healthz)
+        .route(M::GET, "/readyz", Public, health::readyz)
+        .route(M::GET, "/metrics", Public, health::metrics)
+        .route(M::GET, "/openapi.json", Public, openapi::document)
+        .route(M::POST, "/api/v1/auth/login", Public, auth::login)
+        .route(M::POST, "/api/v1/auth/signup", Public, auth::signup)
+        .route(M::GET, "/api/v1/me", Authenticated, me::get)
+        .route(M::DELETE, "/api/v1/me", Authenticated, me::delete)
+        .route(
+            M::GET,
+            "/api/v1/workspaces",
+            Authenticated,
+            workspaces::list,
+        )
+        .route(M::POST, "/api/v1/workspaces", Operator, workspaces::create)
+        .route(
+            M::GET,
+            "/api/v1/workspaces/{workspace_id}",
+            WorkspaceMember,
+            workspaces::get,
+        )
+        .route(
+            M::PATCH,
+            "/api/v1/workspaces/{workspace_id}",
+            Workspace(C::SettingsManage),
+            workspaces::update,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/workspaces/{workspace_id}",
+            WorkspaceOwner,
+            workspaces::delete,
+        )
+        .route(
+            M::GET,
+            "/api/v1/workspaces/{workspace_id}/assistants",
+            WorkspaceMember,
+            workspaces::list_assistants,
+        )
+        .route(
+            M::POST,
+            "/api/v1/workspaces/{workspace_id}/assistants",
+            Workspace(C::SettingsManage),
+            workspaces::create_assistant,
+        )
+        .route(
+            M::GET,
+            "/api/v1/workspaces/{workspace_id}/audit",
+            Workspace(C::AuditRead),
+            audit::list,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants",
+            Authenticated,
+            assistants::list,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}",
+            AssistantMember,
+            assistants::get,
+        )
+        .route(
+            M::PATCH,
+            "/api/v1/assistants/{assistant_id}",
+            Assistant(C::SettingsManage),
+            assistants::update,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}",
+            AssistantOwner,
+            assistants::delete,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/domains",
+            AssistantMember,
+            domains::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/domains",
+            Assistant(C::SettingsManage),
+            domains::add,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/domains/{domain}",
+            Assistant(C::SettingsManage),
+            domains::remove,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/members",
+            Assistant(C::MembersManage),
+            members::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/members",
+            Assistant(C::MembersManage),
+            members::invite,
+        )
+        .route(
+            M::PATCH,
+            "/api/v1/assistants/{assistant_id}/members/{user_id}",
+            Assistant(C::MembersManage),
+            members::set_role,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/members/{user_id}",
+            Assistant(C::MembersManage),
+            members::remove,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/invitations",
+            Assistant(C::MembersManage),
+            members::list_invitations,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/invitations/{invitation_id}",
+            Assistant(C::MembersManage),
+            members::revoke_invitation,
+        )
+}
+
+/// The routes, their methods and access rules, in registration order.
+pub fn route_table(state: AppState) -> Vec<RouteSpec> {
+    api(state).table
+}
+
+/// The router of every route, with the per-route gate; global layers are added by `app`.
+pub fn router(state: AppState) -> Router {
+    let api = api(state.clone());
+    api.router
+        .fallback(flow::not_found)
+        .method_not_allowed_fallback(flow::method_not_allowed)
+        .with_state(state)
+}

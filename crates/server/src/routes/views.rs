@@ -1,0 +1,213 @@
+//! The JSON shapes of the API. Responses carry only fields a caller may read: no password
+//! hashes, no token hashes, no other tenant's ids.
+
+use bastion_core::{Capability, Role};
+use bastion_store::assistants::Assistant;
+use bastion_store::audit::Event;
+use bastion_store::invitations::Invitation;
+use bastion_store::memberships::Member;
+use bastion_store::users::User;
+use bastion_store::workspaces::Workspace;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// RFC 3339 UTC from unix milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct UserView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub email: String,
+    pub is_operator: bool,
+    pub created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(u: &User) -> Self {
+        UserView {
+            id: u.id.to_string(),
+            email: u.email.clone(),
+            is_operator: u.is_operator,
+            created_at: rfc3339(u.created_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct WorkspaceView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    /// The caller's role in this workspace.
+    pub role: Role,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl WorkspaceView {
+    pub fn new(w: &Workspace, role: Role) -> Self {
+        WorkspaceView {
+            id: w.id.to_string(),
+            name: w.name.clone(),
+            role,
+            created_at: rfc3339(w.created_at),
+            updated_at: rfc3339(w.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AssistantView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    #[schema(format = Uuid)]
+    pub workspace_id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Assistant> for AssistantView {
+    fn from(a: &Assistant) -> Self {
+        AssistantView {
+            id: a.id.to_string(),
+            workspace_id: a.workspace_id.to_string(),
+            slug: a.slug.clone(),
+            name: a.name.clone(),
+            description: a.description.clone(),
+            created_at: rfc3339(a.created_at),
+            updated_at: rfc3339(a.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MemberView {
+    #[schema(format = Uuid)]
+    pub user_id: String,
+    pub email: String,
+    pub role: Role,
+    pub capabilities: Vec<Capability>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&Member> for MemberView {
+    fn from(m: &Member) -> Self {
+        MemberView {
+            user_id: m.user_id.to_string(),
+            email: m.email.clone(),
+            role: m.role,
+            capabilities: m.role.capabilities().to_vec(),
+            created_at: rfc3339(m.created_at),
+            updated_at: rfc3339(m.updated_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct InvitationView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub email: String,
+    pub role: Role,
+    pub created_at: String,
+    pub expires_at: String,
+}
+
+impl From<&Invitation> for InvitationView {
+    fn from(i: &Invitation) -> Self {
+        InvitationView {
+            id: i.id.to_string(),
+            email: i.email.clone(),
+            role: i.role,
+            created_at: rfc3339(i.created_at),
+            expires_at: rfc3339(i.expires_at),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DomainView {
+    pub domain: String,
+    pub created_at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditEventView {
+    pub seq: i64,
+    pub id: String,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    pub target: String,
+    pub outcome: String,
+    pub ip: String,
+    pub detail: serde_json::Value,
+    pub hash: String,
+}
+
+impl From<&Event> for AuditEventView {
+    fn from(e: &Event) -> Self {
+        AuditEventView {
+            seq: e.seq,
+            id: e.id.clone(),
+            at: rfc3339(e.at),
+            actor: e.actor.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            outcome: e.outcome.clone(),
+            ip: e.ip.clone(),
+            detail: serde_json::from_str(&e.detail).unwrap_or(serde_json::Value::Null),
+            hash: e.hash.clone(),
+        }
+    }
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AuditPage {
+    pub items: Vec<AuditEventView>,
+    /// Pass as `before` to get the next (older) page; absent on the last page.
+    pub next_before: Option<i64>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    pub email: String,
+    pub password: String,
+    /// Required when signup is `invite`: the token the inviter was shown.
+    pub invitation_token: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteAccountRequest {
+    /// The account's password, to confirm.
+    pub password: String,
+}

@@ -1,0 +1,244 @@
+//! Server settings: what `bastion serve` runs with. Loaded and layered by the CLI (file, then
+//! `BASTION_*` environment, then flags); checked here, naming the key at fault.
+
+use ipnet::IpNet;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignupMode {
+    /// Nobody signs up; operators add users from the CLI.
+    Closed,
+    /// Only with an invitation token, for the invited email.
+    Invite,
+    /// Anyone may create an account (which by itself grants access to nothing).
+    Open,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Address to listen on. Loopback unless TLS termination is set up (see `trusted_proxies`).
+    pub bind: SocketAddr,
+    /// Directory for the SQLite database and key files.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to use PostgreSQL; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Assistants answer at `{slug}.{base_domain}` when set.
+    pub base_domain: Option<String>,
+    pub signup: SignupMode,
+    /// CIDRs of reverse proxies that terminate TLS in front of bastion. Only their
+    /// `X-Forwarded-For` is believed, and a non-loopback bind requires at least one.
+    pub trusted_proxies: Vec<IpNet>,
+    /// The `iss` of the access tokens this instance issues and accepts.
+    pub issuer: String,
+    pub access_token_ttl_secs: u64,
+    /// HS256 signing key file (64 hex characters, mode 0600); default `data_dir/jwt-signing.key`.
+    pub signing_key_file: Option<PathBuf>,
+    pub invitation_ttl_hours: u64,
+    pub max_body_bytes: usize,
+    pub max_json_depth: usize,
+    pub max_string_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// How long a node may serve a cached assistant, membership or user before re-reading it.
+    pub cache_ttl_secs: u64,
+    /// Bearer token for `GET /metrics`; without it, metrics are served on loopback binds only.
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<SecretString>,
+    pub log_format: LogFormat,
+    /// tracing filter, e.g. `info` or `bastion=debug,info`; `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./bastion-data"),
+            database_url: None,
+            base_domain: None,
+            signup: SignupMode::Invite,
+            trusted_proxies: Vec::new(),
+            issuer: "bastion".into(),
+            access_token_ttl_secs: 600,
+            signing_key_file: None,
+            invitation_ttl_hours: 7 * 24,
+            max_body_bytes: 1024 * 1024,
+            max_json_depth: 32,
+            max_string_bytes: 64 * 1024,
+            request_timeout_secs: 30,
+            cache_ttl_secs: 10,
+            metrics_token: None,
+            log_format: LogFormat::Text,
+            log_level: "info".into(),
+        }
+    }
+}
+
+/// A setting that cannot be used, with the key that holds it.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting `{key}`: {reason}")]
+pub struct SettingsError {
+    pub key: &'static str,
+    pub reason: String,
+}
+
+fn bad(key: &'static str, reason: impl Into<String>) -> SettingsError {
+    SettingsError {
+        key,
+        reason: reason.into(),
+    }
+}
+
+impl Settings {
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| bastion_store::Store::sqlite_url(&self.data_dir))
+    }
+
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("jwt-signing.key"))
+    }
+
+    /// Whether the bind address is reachable from other machines.
+    pub fn is_public_bind(&self) -> bool {
+        !self.bind.ip().is_loopback()
+    }
+
+    /// Checks every value; the error names the first bad key.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:")
+                || url.starts_with("postgres:")
+                || url.starts_with("postgresql:"))
+            {
+                return Err(bad(
+                    "database_url",
+                    "must start with sqlite:, postgres: or postgresql:",
+                ));
+            }
+        }
+        if let Some(d) = &self.base_domain {
+            if !crate::validate::is_hostname(d) {
+                return Err(bad(
+                    "base_domain",
+                    format!("{d:?} is not a lower-case DNS name"),
+                ));
+            }
+        }
+        if self.issuer.trim().is_empty() {
+            return Err(bad("issuer", "must not be empty"));
+        }
+        if !(60..=3600).contains(&self.access_token_ttl_secs) {
+            return Err(bad(
+                "access_token_ttl_secs",
+                "must be between 60 and 3600 (access tokens are short-lived)",
+            ));
+        }
+        if !(1..=24 * 30).contains(&self.invitation_ttl_hours) {
+            return Err(bad("invitation_ttl_hours", "must be between 1 and 720"));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_body_bytes) {
+            return Err(bad("max_body_bytes", "must be between 1 KiB and 64 MiB"));
+        }
+        if !(2..=128).contains(&self.max_json_depth) {
+            return Err(bad("max_json_depth", "must be between 2 and 128"));
+        }
+        if !(64..=self.max_body_bytes).contains(&self.max_string_bytes) {
+            return Err(bad(
+                "max_string_bytes",
+                "must be between 64 and max_body_bytes",
+            ));
+        }
+        if !(1..=600).contains(&self.request_timeout_secs) {
+            return Err(bad("request_timeout_secs", "must be between 1 and 600"));
+        }
+        if self.cache_ttl_secs > 300 {
+            return Err(bad(
+                "cache_ttl_secs",
+                "must be at most 300 (stale grants outlive revocation)",
+            ));
+        }
+        tracing_filter_ok(&self.log_level).map_err(|e| bad("log_level", e))?;
+        Ok(())
+    }
+
+    /// Refuses to serve plain HTTP on an address other machines can reach, unless a
+    /// TLS-terminating proxy is declared.
+    pub fn check_bind(&self) -> Result<(), SettingsError> {
+        if self.is_public_bind() && self.trusted_proxies.is_empty() {
+            return Err(bad(
+                "bind",
+                format!(
+                    "{} is reachable from other machines, and bastion does not serve plain HTTP there: \
+                     passwords and tokens would cross the network in clear. Bind to 127.0.0.1 and put a \
+                     TLS-terminating reverse proxy in front, declaring it with trusted_proxies = [\"10.0.0.5/32\"] \
+                     (or BASTION_TRUSTED_PROXIES), or keep the loopback default.",
+                    self.bind
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn tracing_filter_ok(s: &str) -> Result<(), String> {
+    if s.is_empty() || s.chars().any(|c| c.is_whitespace()) {
+        return Err("must be a tracing filter such as `info` or `bastion=debug,info`".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_loopback() {
+        let s = Settings::default();
+        s.validate().unwrap();
+        s.check_bind().unwrap();
+        assert_eq!(s.signup, SignupMode::Invite);
+    }
+
+    #[test]
+    fn a_public_bind_without_a_proxy_is_refused() {
+        let s = Settings {
+            bind: "0.0.0.0:8080".parse().unwrap(),
+            ..Settings::default()
+        };
+        assert_eq!(s.check_bind().unwrap_err().key, "bind");
+        let behind_proxy = Settings {
+            trusted_proxies: vec!["10.0.0.0/8".parse().unwrap()],
+            ..s
+        };
+        behind_proxy.check_bind().unwrap();
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let s = Settings {
+            access_token_ttl_secs: 86_400,
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "access_token_ttl_secs");
+        let s = Settings {
+            base_domain: Some("Not A Domain".into()),
+            ..Settings::default()
+        };
+        assert_eq!(s.validate().unwrap_err().key, "base_domain");
+    }
+}

@@ -1,0 +1,120 @@
+//! Checks of user-supplied names: slugs, domains, emails, display names, passwords.
+
+use crate::error::ApiError;
+
+/// A lower-case DNS name: labels of a–z, 0–9 and inner hyphens, at least two labels.
+pub fn is_hostname(s: &str) -> bool {
+    s.len() <= 253
+        && s.split('.').count() >= 2
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
+
+/// An assistant slug doubles as a DNS label under `base_domain`.
+pub fn slug(s: &str) -> Result<String, ApiError> {
+    let ok = (3..=63).contains(&s.len())
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(ApiError::Unprocessable(
+            "slug: 3 to 63 characters of a-z, 0-9 and inner hyphens".into(),
+        ))
+    }
+}
+
+pub fn domain(s: &str) -> Result<String, ApiError> {
+    let d = s.trim().trim_end_matches('.').to_ascii_lowercase();
+    if is_hostname(&d) {
+        Ok(d)
+    } else {
+        Err(ApiError::Unprocessable(
+            "domain: a DNS name such as chat.example.com".into(),
+        ))
+    }
+}
+
+pub fn display_name(field: &str, s: &str) -> Result<String, ApiError> {
+    let t = s.trim();
+    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(ApiError::Unprocessable(format!(
+            "{field}: 1 to 200 characters, no control characters"
+        )));
+    }
+    Ok(t.to_string())
+}
+
+pub fn description(s: &str) -> Result<String, ApiError> {
+    if s.chars().count() > 2000 {
+        return Err(ApiError::Unprocessable(
+            "description: at most 2000 characters".into(),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+pub fn email(s: &str) -> Result<String, ApiError> {
+    let e = s.trim().to_lowercase();
+    let valid = e.len() <= 254
+        && !e.chars().any(|c| c.is_whitespace() || c.is_control())
+        && match e.split_once('@') {
+            Some((local, host)) => {
+                !local.is_empty()
+                    && !host.contains('@')
+                    && host.contains('.')
+                    && !host.starts_with('.')
+                    && !host.ends_with('.')
+            }
+            None => false,
+        };
+    if valid {
+        Ok(e)
+    } else {
+        Err(ApiError::Unprocessable("email: not a valid address".into()))
+    }
+}
+
+/// Long enough to resist guessing, short enough that hashing it is not a denial of service.
+pub fn new_password(s: &str) -> Result<(), ApiError> {
+    let n = s.chars().count();
+    if !(12..=256).contains(&n) {
+        return Err(ApiError::Unprocessable(
+            "password: 12 to 256 characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames() {
+        assert!(is_hostname("chat.example.com"));
+        assert!(!is_hostname("localhost"));
+        assert!(!is_hostname("Chat.example.com"));
+        assert!(!is_hostname("-a.example.com"));
+        assert!(!is_hostname("a..com"));
+    }
+
+    #[test]
+    fn slugs_and_emails() {
+        assert!(slug("support-bot").is_ok());
+        assert!(slug("ab").is_err());
+        assert!(slug("Bad_Slug").is_err());
+        assert_eq!(email(" Ann@Example.COM ").unwrap(), "ann@example.com");
+        assert!(email("no-at-sign").is_err());
+        assert!(email("a@b@c.com").is_err());
+    }
+}

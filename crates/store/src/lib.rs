@@ -1,0 +1,132 @@
+//! bastion's store: repositories over sqlx with one code path for SQLite and PostgreSQL
+//! (the `Any` driver, one set of migrations that both accept).
+//!
+//! Tenant data (an assistant's members, domains, invitations; a workspace's assistants and
+//! audit log) is reachable only through a [`scope::AssistantScope`] or
+//! [`scope::WorkspaceScope`], and those can only be obtained from a [`scope::Grant`] that this
+//! crate loaded for a user: a handler cannot read another tenant's rows by mistake.
+
+pub mod assistants;
+pub mod audit;
+pub mod domains;
+pub mod error;
+pub mod invitations;
+pub mod memberships;
+pub mod scope;
+pub mod users;
+pub mod workspaces;
+
+mod row;
+
+pub use error::StoreError;
+pub use scope::{AssistantScope, Grant, WorkspaceGrant, WorkspaceScope};
+
+use sqlx::any::{install_default_drivers, AnyPoolOptions};
+use sqlx::AnyPool;
+use std::path::Path;
+use std::time::Duration;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// Which database engine a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle on the database: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+    audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Store {
+    /// The SQLite URL for the embedded default: `bastion.db` in the data directory.
+    pub fn sqlite_url(data_dir: &Path) -> String {
+        format!(
+            "sqlite://{}?mode=rwc",
+            data_dir.join("bastion.db").display()
+        )
+    }
+
+    /// Opens the database at `url` (`sqlite://…` or `postgres://…`) and runs pending migrations.
+    pub async fn open(url: &str) -> Result<Store> {
+        install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Invalid(
+                "database_url must start with sqlite:// or postgres://".into(),
+            ));
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 8 } else { 16 })
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await?;
+        if backend == Backend::Sqlite {
+            // WAL lets readers run beside the one writer; it is a property of the file, so
+            // setting it once covers every connection of the pool.
+            sqlx::query("PRAGMA journal_mode=WAL")
+                .execute(&pool)
+                .await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Store {
+            pool,
+            backend,
+            audit_lock: Default::default(),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Readiness: one round trip to the database.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    pub fn users(&self) -> users::Users<'_> {
+        users::Users { pool: &self.pool }
+    }
+    pub fn workspaces(&self) -> workspaces::Workspaces<'_> {
+        workspaces::Workspaces { pool: &self.pool }
+    }
+    pub fn assistants(&self) -> assistants::Assistants<'_> {
+        assistants::Assistants { pool: &self.pool }
+    }
+    pub fn domains(&self) -> domains::Domains<'_> {
+        domains::Domains { pool: &self.pool }
+    }
+    pub fn memberships(&self) -> memberships::Memberships<'_> {
+        memberships::Memberships { pool: &self.pool }
+    }
+    pub fn invitations(&self) -> invitations::Invitations<'_> {
+        invitations::Invitations { pool: &self.pool }
+    }
+    pub fn audit(&self) -> audit::AuditLog<'_> {
+        audit::AuditLog {
+            pool: &self.pool,
+            lock: &self.audit_lock,
+        }
+    }
+}
+
+/// Milliseconds since the Unix epoch: the one time format of the schema.
+pub fn now_ms() -> i64 {
+    (time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64
+}

@@ -1,0 +1,163 @@
+//! Tenant scopes. A scope is the only key to an assistant's or a workspace's rows, and the
+//! only way to get one is to ask a [`Grant`] (a membership row this crate loaded) to authorize
+//! an [`Access`] rule. Fields are private and there is no public constructor.
+
+use bastion_core::{Access, AssistantId, Role, UserId, WorkspaceId};
+
+/// A user's membership of an assistant, as loaded from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub(crate) user_id: UserId,
+    pub(crate) assistant_id: AssistantId,
+    pub(crate) workspace_id: WorkspaceId,
+    pub(crate) role: Role,
+}
+
+impl Grant {
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+    pub fn assistant_id(&self) -> AssistantId {
+        self.assistant_id
+    }
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The scope for this assistant if the grant satisfies `access`; `None` otherwise,
+    /// including for rules that are not about an assistant.
+    pub fn authorize(&self, access: Access) -> Option<AssistantScope> {
+        let allowed = match access {
+            Access::AssistantMember => true,
+            Access::Assistant(cap) => self.role.capabilities().contains(cap),
+            Access::AssistantOwner => self.role == Role::Owner,
+            _ => false,
+        };
+        allowed.then(|| AssistantScope {
+            assistant_id: self.assistant_id,
+            workspace_id: self.workspace_id,
+            user_id: self.user_id,
+            role: self.role,
+        })
+    }
+}
+
+/// Proof that the request flow authorized `user_id` on `assistant_id`.
+#[derive(Debug, Clone)]
+pub struct AssistantScope {
+    assistant_id: AssistantId,
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+    role: Role,
+}
+
+impl AssistantScope {
+    pub fn assistant_id(&self) -> AssistantId {
+        self.assistant_id
+    }
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
+/// A user's membership of a workspace, as loaded from the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceGrant {
+    pub(crate) user_id: UserId,
+    pub(crate) workspace_id: WorkspaceId,
+    pub(crate) role: Role,
+}
+
+impl WorkspaceGrant {
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    pub fn authorize(&self, access: Access) -> Option<WorkspaceScope> {
+        let allowed = match access {
+            Access::WorkspaceMember => true,
+            Access::Workspace(cap) => self.role.capabilities().contains(cap),
+            Access::WorkspaceOwner => self.role == Role::Owner,
+            _ => false,
+        };
+        allowed.then(|| WorkspaceScope {
+            workspace_id: self.workspace_id,
+            user_id: self.user_id,
+            role: self.role,
+        })
+    }
+}
+
+/// Proof that the request flow authorized `user_id` on `workspace_id`.
+#[derive(Debug, Clone)]
+pub struct WorkspaceScope {
+    workspace_id: WorkspaceId,
+    user_id: UserId,
+    role: Role,
+}
+
+impl WorkspaceScope {
+    pub fn workspace_id(&self) -> WorkspaceId {
+        self.workspace_id
+    }
+    pub fn user_id(&self) -> UserId {
+        self.user_id
+    }
+    pub fn role(&self) -> Role {
+        self.role
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bastion_core::Capability;
+
+    fn grant(role: Role) -> Grant {
+        Grant {
+            user_id: UserId::new(),
+            assistant_id: AssistantId::new(),
+            workspace_id: WorkspaceId::new(),
+            role,
+        }
+    }
+
+    #[test]
+    fn a_grant_authorizes_only_what_its_role_holds() {
+        let member = grant(Role::Member);
+        assert!(member.authorize(Access::AssistantMember).is_some());
+        assert!(member
+            .authorize(Access::Assistant(Capability::Chat))
+            .is_some());
+        assert!(member
+            .authorize(Access::Assistant(Capability::MembersManage))
+            .is_none());
+        assert!(member.authorize(Access::AssistantOwner).is_none());
+        assert!(grant(Role::Admin)
+            .authorize(Access::AssistantOwner)
+            .is_none());
+        assert!(grant(Role::Owner)
+            .authorize(Access::AssistantOwner)
+            .is_some());
+    }
+
+    #[test]
+    fn an_assistant_grant_never_authorizes_workspace_rules() {
+        let owner = grant(Role::Owner);
+        assert!(owner.authorize(Access::WorkspaceMember).is_none());
+        assert!(owner.authorize(Access::Operator).is_none());
+        assert!(owner.authorize(Access::Public).is_none());
+    }
+}

@@ -47,12 +47,13 @@ impl<T: DeserializeOwned> FromRequest<AppState> for ApiJson<T> {
     }
 }
 
-/// Refuses documents nested deeper than `max_depth` or holding a string (or key) longer
+/// Refuses documents whose arrays and objects nest deeper than `max_depth`, or holding a string (or key) longer
 /// than `max_string` bytes.
 pub fn check_shape(value: &Value, max_depth: usize, max_string: usize) -> Result<(), ApiError> {
     let mut stack = vec![(value, 1usize)];
     while let Some((v, depth)) = stack.pop() {
-        if depth > max_depth {
+        let is_container = v.is_array() || v.is_object();
+        if is_container && depth > max_depth {
             return Err(ApiError::BadRequest(format!(
                 "JSON nested deeper than {max_depth} levels"
             )));

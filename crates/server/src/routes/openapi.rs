@@ -1,7 +1,13 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
+use crate::routes::RouteSpec;
 use crate::routes::{assistants, audit, auth, domains, health, me, members, views, workspaces};
+use crate::state::AppState;
+use axum::extract::State;
+use axum::http::Method;
 use axum::Json;
+use std::sync::OnceLock;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -40,8 +46,78 @@ impl Modify for BearerAuth {
     }
 }
 
+/// The document with each operation's access rule from the route table as
+/// `x-bastion-access` (so clients and tests can see what every route requires).
+pub fn with_access(routes: &[RouteSpec]) -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    for r in routes {
+        let Some(item) = doc.paths.paths.get_mut(r.path) else {
+            continue;
+        };
+        let op = match r.method {
+            Method::GET => item.get.as_mut(),
+            Method::POST => item.post.as_mut(),
+            Method::PUT => item.put.as_mut(),
+            Method::PATCH => item.patch.as_mut(),
+            Method::DELETE => item.delete.as_mut(),
+            _ => None,
+        };
+        if let Some(op) = op {
+            let ext = op.extensions.get_or_insert_with(Default::default);
+            ext.merge(
+                ExtensionsBuilder::new()
+                    .add("x-bastion-access", r.access.to_string())
+                    .build(),
+            );
+        }
+    }
+    doc
+}
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
-pub async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub async fn document(State(state): State<AppState>) -> Json<serde_json::Value> {
+    static DOC: OnceLock<serde_json::Value> = OnceLock::new();
+    let doc = DOC.get_or_init(|| {
+        serde_json::to_value(with_access(&super::route_table(state.clone()))).unwrap_or_default()
+    });
+    Json(doc.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[tokio::test]
+    async fn the_route_table_and_the_openapi_document_list_the_same_operations() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = bastion_store::Store::open(&bastion_store::Store::sqlite_url(dir.path()))
+            .await
+            .unwrap();
+        let state = AppState::new(
+            store,
+            crate::Settings::default(),
+            &[1u8; 32],
+            crate::metrics_handle(),
+        );
+        let table = super::super::route_table(state);
+        let routed: BTreeSet<(String, String)> = table
+            .iter()
+            .map(|r| (r.method.to_string(), r.path.to_string()))
+            .collect();
+        assert_eq!(routed.len(), table.len(), "a route is registered twice");
+        let doc = serde_json::to_value(with_access(&table)).unwrap();
+        let mut documented = BTreeSet::new();
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                documented.insert((method.to_uppercase(), path.clone()));
+                assert!(
+                    op["x-bastion-access"].is_string(),
+                    "{method} {path} has no access rule"
+                );
+            }
+        }
+        assert_eq!(routed, documented);
+    }
 }

@@ -1,0 +1,396 @@
+//! The testkit: each test starts the real `bastion` binary on a fresh data directory (and,
+//! for PostgreSQL, a fresh database) on a free port, and drives it over HTTP.
+#![allow(dead_code)]
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_bastion");
+pub const OWNER_EMAIL: &str = "owner@tenant-a.test";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named `async fn(Backend)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$name($crate::common::Backend::Sqlite).await
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$name($crate::common::Backend::Postgres).await
+                }
+            }
+        )*
+    };
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("BASTION_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".into())
+}
+
+/// A fresh PostgreSQL database, dropped when the test ends.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub async fn create() -> PgDatabase {
+        use sqlx::Connection;
+        let admin = pg_admin_url();
+        let name = format!("bastion_t_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("PostgreSQL at 127.0.0.1:5432 must be running (bash .ci/run starts it)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .expect("create test database");
+        let base = admin
+            .rsplit_once('/')
+            .map(|(b, _)| b.to_string())
+            .unwrap_or(admin);
+        PgDatabase {
+            url: format!("{base}/{name}"),
+            name,
+        }
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        let admin = pg_admin_url();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                use sqlx::Connection;
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// What `bastion init` created.
+#[derive(Clone, Debug)]
+pub struct Tenant {
+    pub owner_id: String,
+    pub workspace_id: String,
+    pub assistant_id: String,
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub backend: Backend,
+    pub pg: Option<PgDatabase>,
+    pub http: reqwest::Client,
+    pub tenant: Tenant,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+/// Options for a server start.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra `serve` flags, e.g. `["--signup", "open"]`.
+    pub serve_args: Vec<String>,
+    /// Extra environment variables for every bastion process.
+    pub env: Vec<(String, String)>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Self::start_with(backend, Options::default()).await
+    }
+
+    pub async fn start_with(backend: Backend, opts: Options) -> Server {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pg = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(PgDatabase::create().await),
+        };
+        let store_args = store_args(dir.path(), pg.as_ref());
+        let init = run_cli(
+            &["init", "--email", OWNER_EMAIL, "--password-stdin"],
+            &store_args,
+            &opts.env,
+            Some(PASSWORD),
+        );
+        assert!(
+            init.status.success(),
+            "init failed: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let tenant = parse_init(&String::from_utf8_lossy(&init.stdout));
+
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve")
+            .args(["--bind", "127.0.0.1:0"])
+            .args(&store_args)
+            .args(&opts.serve_args)
+            .env("BASTION_LOG_LEVEL", "warn")
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn bastion serve");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("stdout");
+        let stderr = child.stderr.take().expect("stderr");
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                    if let Some(addr) = line.strip_prefix("bastion listening on ") {
+                        let _ = tx.send(addr.to_string());
+                    }
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push(line);
+                }
+            });
+        }
+        let base = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(a) => a,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("bastion did not start: {:?}", log.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            base,
+            dir,
+            backend,
+            pg,
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+            tenant,
+            log,
+        }
+    }
+
+    pub fn store_args(&self) -> Vec<String> {
+        store_args(self.dir.path(), self.pg.as_ref())
+    }
+
+    /// Runs a CLI subcommand against this server's store.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        run_cli(args, &self.store_args(), &[], stdin)
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.pg {
+            Some(pg) => pg.url.clone(),
+            None => format!("sqlite://{}", self.dir.path().join("bastion.db").display()),
+        }
+    }
+
+    pub fn signing_key(&self) -> Vec<u8> {
+        let hex =
+            std::fs::read_to_string(self.dir.path().join("jwt-signing.key")).expect("key file");
+        (0..hex.trim().len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex.trim()[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    pub fn logs(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Creates a user from the CLI with the shared test password; returns its id.
+    pub fn add_user(&self, email: &str, operator: bool) -> String {
+        let mut args = vec!["users", "add", "--email", email, "--password-stdin"];
+        if operator {
+            args.push("--operator");
+        }
+        let out = self.cli(&args, Some(PASSWORD));
+        assert!(
+            out.status.success(),
+            "users add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        paren_id(text.lines().next().unwrap_or(""))
+    }
+
+    pub async fn login(&self, email: &str) -> String {
+        self.login_with(email, PASSWORD).await
+    }
+
+    pub async fn login_with(&self, email: &str, password: &str) -> String {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {email}: {body}");
+        body["access_token"]
+            .as_str()
+            .expect("access_token")
+            .to_string()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// One JSON request; the body of any answer is parsed as JSON (Null when empty).
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let res = req.send().await.expect("request");
+        let status = res.status();
+        let text = res.text().await.unwrap_or_default();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    /// Makes `email` (an existing user) a member of `assistant` with `role`, as `token`.
+    pub async fn add_member(&self, token: &str, assistant: &str, email: &str, role: &str) {
+        let (status, body) = self
+            .post(
+                &format!("/api/v1/assistants/{assistant}/members"),
+                token,
+                json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "add member {email}: {body}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn store_args(dir: &Path, pg: Option<&PgDatabase>) -> Vec<String> {
+    let mut args = vec!["--data-dir".to_string(), dir.display().to_string()];
+    if let Some(pg) = pg {
+        args.push("--database-url".into());
+        args.push(pg.url.clone());
+    }
+    args
+}
+
+/// Runs the binary with `args` then `store_args`, feeding `stdin` when given.
+pub fn run_cli(
+    args: &[&str],
+    store_args: &[String],
+    env: &[(String, String)],
+    stdin: Option<&str>,
+) -> Output {
+    use std::io::Write;
+    let mut cmd = Command::new(BIN);
+    cmd.args(args)
+        .args(store_args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn bastion");
+    if let Some(input) = stdin {
+        let mut pipe = child.stdin.take().expect("stdin");
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+        pipe.write_all(b"\n").expect("write stdin");
+    }
+    child.wait_with_output().expect("bastion output")
+}
+
+fn paren_id(line: &str) -> String {
+    line.rsplit_once('(')
+        .and_then(|(_, rest)| rest.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no (id) in {line:?}"))
+        .to_string()
+}
+
+fn parse_init(stdout: &str) -> Tenant {
+    let field = |name: &str| {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("init printed no {name}: {stdout}"));
+        paren_id(line)
+    };
+    Tenant {
+        owner_id: field("user"),
+        workspace_id: field("workspace"),
+        assistant_id: field("assistant"),
+    }
+}
+
+pub fn data_dir(server: &Server) -> PathBuf {
+    server.dir.path().to_path_buf()
+}

@@ -127,7 +127,12 @@ mod tests {
             assert!(format!("{e:#}").contains("bnid"), "{e:#}");
             jail.set_env("BASTION_ACCESS_TOKEN_TTL_SECS", "soon");
             let e = load(None, Overrides::default()).unwrap_err();
-            assert!(format!("{e:#}").to_lowercase().contains("access_token_ttl_secs"), "{e:#}");
+            assert!(
+                format!("{e:#}")
+                    .to_lowercase()
+                    .contains("access_token_ttl_secs"),
+                "{e:#}"
+            );
             Ok(())
         });
     }

@@ -15,17 +15,31 @@ fn signup(email: &str, token: Option<&str>) -> Value {
 }
 
 async fn invite(s: &Server, token: &str, email: &str, role: &str) -> (StatusCode, Value) {
-    s.post(&format!("/api/v1/assistants/{}/members", s.tenant.assistant_id), token, json!({"email": email, "role": role}))
-        .await
+    s.post(
+        &format!("/api/v1/assistants/{}/members", s.tenant.assistant_id),
+        token,
+        json!({"email": email, "role": role}),
+    )
+    .await
 }
 
 async fn members(s: &Server, token: &str) -> Vec<(String, String)> {
-    let (status, body) = s.get(&format!("/api/v1/assistants/{}/members", s.tenant.assistant_id), token).await;
+    let (status, body) = s
+        .get(
+            &format!("/api/v1/assistants/{}/members", s.tenant.assistant_id),
+            token,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body.as_array()
         .unwrap()
         .iter()
-        .map(|m| (m["email"].as_str().unwrap().to_string(), m["role"].as_str().unwrap().to_string()))
+        .map(|m| {
+            (
+                m["email"].as_str().unwrap().to_string(),
+                m["role"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -36,9 +50,17 @@ async fn inviting_an_existing_user_makes_them_a_member_at_once(b: Backend) {
     let (status, body) = invite(&s, &owner, "Existing@Tenant-A.test", "editor").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["role"], json!("editor"));
-    assert!(body["capabilities"].as_array().unwrap().contains(&json!("settings.manage")));
+    assert!(body["capabilities"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("settings.manage")));
     let token = s.login("existing@tenant-a.test").await;
-    let (status, _) = s.get(&format!("/api/v1/assistants/{}", s.tenant.assistant_id), &token).await;
+    let (status, _) = s
+        .get(
+            &format!("/api/v1/assistants/{}", s.tenant.assistant_id),
+            &token,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = invite(&s, &owner, "existing@tenant-a.test", "viewer").await;
     assert_eq!(status, StatusCode::CONFLICT, "already a member");
@@ -52,16 +74,39 @@ async fn an_invitation_is_redeemed_once_by_its_email_only(b: Backend) {
     let token = body["token"].as_str().unwrap().to_string();
     assert!(token.starts_with("bsi_"));
     // The token is shown once: listing invitations never shows it.
-    let (_, pending) = s.get(&format!("/api/v1/assistants/{}/invitations", s.tenant.assistant_id), &owner).await;
+    let (_, pending) = s
+        .get(
+            &format!("/api/v1/assistants/{}/invitations", s.tenant.assistant_id),
+            &owner,
+        )
+        .await;
     assert_eq!(pending[0]["email"], json!("newcomer@tenant-a.test"));
     assert!(!pending.to_string().contains(&token));
 
     // Invite mode: no token, a wrong token, or the right token for another email all fail.
     let call = |body: Value| s.call(Method::POST, "/api/v1/auth/signup", None, Some(body));
-    assert_eq!(call(signup("newcomer@tenant-a.test", None)).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(signup("newcomer@tenant-a.test", Some("bsi_forged"))).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(call(signup("thief@elsewhere.test", Some(&token))).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(s.cli(&["users", "list"], None).stdout.windows(5).filter(|w| w == b"thief").count(), 0);
+    assert_eq!(
+        call(signup("newcomer@tenant-a.test", None)).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(signup("newcomer@tenant-a.test", Some("bsi_forged")))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        call(signup("thief@elsewhere.test", Some(&token))).await.0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.cli(&["users", "list"], None)
+            .stdout
+            .windows(5)
+            .filter(|w| w == b"thief")
+            .count(),
+        0
+    );
 
     let (status, body) = call(signup("newcomer@tenant-a.test", Some(&token))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -71,7 +116,12 @@ async fn an_invitation_is_redeemed_once_by_its_email_only(b: Backend) {
     // Replay: the spent token creates nothing.
     let (status, _) = call(signup("newcomer@tenant-a.test", Some(&token))).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (_, pending) = s.get(&format!("/api/v1/assistants/{}/invitations", s.tenant.assistant_id), &owner).await;
+    let (_, pending) = s
+        .get(
+            &format!("/api/v1/assistants/{}/invitations", s.tenant.assistant_id),
+            &owner,
+        )
+        .await;
     assert_eq!(pending, json!([]));
 }
 
@@ -81,28 +131,88 @@ async fn a_revoked_invitation_cannot_be_redeemed(b: Backend) {
     let (_, body) = invite(&s, &owner, "late@tenant-a.test", "member").await;
     let id = body["invitation"]["id"].as_str().unwrap();
     let token = body["token"].as_str().unwrap();
-    let path = format!("/api/v1/assistants/{}/invitations/{id}", s.tenant.assistant_id);
-    assert_eq!(s.call(Method::DELETE, &path, Some(&owner), None).await.0, StatusCode::NO_CONTENT);
-    let (status, _) = s.call(Method::POST, "/api/v1/auth/signup", None, Some(signup("late@tenant-a.test", Some(token)))).await;
+    let path = format!(
+        "/api/v1/assistants/{}/invitations/{id}",
+        s.tenant.assistant_id
+    );
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&owner), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    let (status, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(signup("late@tenant-a.test", Some(token))),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
 async fn signup_follows_the_configured_mode(b: Backend) {
-    let closed = Server::start_with(b, Options { serve_args: vec!["--signup".into(), "closed".into()], ..Options::default() }).await;
-    let (status, body) = closed.call(Method::POST, "/api/v1/auth/signup", None, Some(signup("x@y.test", None))).await;
+    let closed = Server::start_with(
+        b,
+        Options {
+            serve_args: vec!["--signup".into(), "closed".into()],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (status, body) = closed
+        .call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(signup("x@y.test", None)),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     drop(closed);
-    let open = Server::start_with(b, Options { env: vec![("BASTION_SIGNUP".into(), "open".into())], ..Options::default() }).await;
-    let (status, body) = open.call(Method::POST, "/api/v1/auth/signup", None, Some(signup("x@y.test", None))).await;
+    let open = Server::start_with(
+        b,
+        Options {
+            env: vec![("BASTION_SIGNUP".into(), "open".into())],
+            ..Options::default()
+        },
+    )
+    .await;
+    let (status, body) = open
+        .call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(signup("x@y.test", None)),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, _) = open.call(Method::POST, "/api/v1/auth/signup", None, Some(signup("X@y.test", None))).await;
-    assert_eq!(status, StatusCode::CONFLICT, "emails are unique whatever their case");
+    let (status, _) = open
+        .call(
+            Method::POST,
+            "/api/v1/auth/signup",
+            None,
+            Some(signup("X@y.test", None)),
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "emails are unique whatever their case"
+    );
     let weak = json!({"email": "weak@y.test", "password": "short"});
-    assert_eq!(open.call(Method::POST, "/api/v1/auth/signup", None, Some(weak)).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        open.call(Method::POST, "/api/v1/auth/signup", None, Some(weak))
+            .await
+            .0,
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
     // The new account sees nothing.
     let token = open.login("x@y.test").await;
     let (_, me) = open.get("/api/v1/me", &token).await;
-    assert_eq!((me["assistants"].clone(), me["workspaces"].clone()), (json!([]), json!([])));
+    assert_eq!(
+        (me["assistants"].clone(), me["workspaces"].clone()),
+        (json!([]), json!([]))
+    );
 }
 
 async fn the_last_owner_cannot_be_removed_or_demoted(b: Backend) {
@@ -110,14 +220,40 @@ async fn the_last_owner_cannot_be_removed_or_demoted(b: Backend) {
     let owner = s.login(OWNER_EMAIL).await;
     let me = &s.tenant.owner_id;
     let path = format!("/api/v1/assistants/{}/members/{me}", s.tenant.assistant_id);
-    let (status, body) = s.call(Method::PATCH, &path, Some(&owner), Some(json!({"role": "admin"}))).await;
+    let (status, body) = s
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&owner),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(s.call(Method::DELETE, &path, Some(&owner), None).await.0, StatusCode::CONFLICT);
-    assert_eq!(members(&s, &owner).await, vec![(OWNER_EMAIL.to_string(), "owner".to_string())]);
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&owner), None).await.0,
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        members(&s, &owner).await,
+        vec![(OWNER_EMAIL.to_string(), "owner".to_string())]
+    );
     // With a second owner, the first may step down.
     s.add_user("second@tenant-a.test", false);
-    s.add_member(&owner, &s.tenant.assistant_id, "second@tenant-a.test", "owner").await;
-    let (status, _) = s.call(Method::PATCH, &path, Some(&owner), Some(json!({"role": "admin"}))).await;
+    s.add_member(
+        &owner,
+        &s.tenant.assistant_id,
+        "second@tenant-a.test",
+        "owner",
+    )
+    .await;
+    let (status, _) = s
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&owner),
+            Some(json!({"role": "admin"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -126,29 +262,63 @@ async fn nobody_grants_more_than_they_hold(b: Backend) {
     let owner = s.login(OWNER_EMAIL).await;
     let a = s.tenant.assistant_id.clone();
     s.add_user("admin@tenant-a.test", false);
-    s.add_member(&owner, &a, "admin@tenant-a.test", "admin").await;
+    s.add_member(&owner, &a, "admin@tenant-a.test", "admin")
+        .await;
     let admin = s.login("admin@tenant-a.test").await;
     s.add_user("someone@tenant-a.test", false);
     // An admin cannot make an owner, nor touch one.
     let (status, _) = invite(&s, &admin, "someone@tenant-a.test", "owner").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let owner_path = format!("/api/v1/assistants/{a}/members/{}", s.tenant.owner_id);
-    assert_eq!(s.call(Method::PATCH, &owner_path, Some(&admin), Some(json!({"role": "member"}))).await.0, StatusCode::FORBIDDEN);
-    assert_eq!(s.call(Method::DELETE, &owner_path, Some(&admin), None).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(
+        s.call(
+            Method::PATCH,
+            &owner_path,
+            Some(&admin),
+            Some(json!({"role": "member"}))
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.call(Method::DELETE, &owner_path, Some(&admin), None)
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
     // …but may add an editor, and change that editor.
     let (status, body) = invite(&s, &admin, "someone@tenant-a.test", "editor").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let uid = body["user_id"].as_str().unwrap();
     let path = format!("/api/v1/assistants/{a}/members/{uid}");
-    assert_eq!(s.call(Method::PATCH, &path, Some(&admin), Some(json!({"role": "viewer"}))).await.0, StatusCode::OK);
+    assert_eq!(
+        s.call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"role": "viewer"}))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
     // Fields nobody may set are refused, not silently applied.
     let (status, _) = s
-        .call(Method::PATCH, &path, Some(&admin), Some(json!({"role": "viewer", "user_id": s.tenant.owner_id})))
+        .call(
+            Method::PATCH,
+            &path,
+            Some(&admin),
+            Some(json!({"role": "viewer", "user_id": s.tenant.owner_id})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = invite(&s, &admin, "x@y.test", "superuser").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(s.call(Method::DELETE, &path, Some(&admin), None).await.0, StatusCode::NO_CONTENT);
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&admin), None).await.0,
+        StatusCode::NO_CONTENT
+    );
     let list = members(&s, &owner).await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list.contains(&(OWNER_EMAIL.to_string(), "owner".to_string())));
@@ -159,19 +329,50 @@ async fn a_role_change_applies_on_the_next_request(b: Backend) {
     let owner = s.login(OWNER_EMAIL).await;
     let a = s.tenant.assistant_id.clone();
     let uid = s.add_user("editor@tenant-a.test", false);
-    s.add_member(&owner, &a, "editor@tenant-a.test", "editor").await;
+    s.add_member(&owner, &a, "editor@tenant-a.test", "editor")
+        .await;
     let editor = s.login("editor@tenant-a.test").await;
     let patch = |t: String| {
         let s = &s;
         let a = a.clone();
-        async move { s.call(Method::PATCH, &format!("/api/v1/assistants/{a}"), Some(&t), Some(json!({"name": "x"}))).await.0 }
+        async move {
+            s.call(
+                Method::PATCH,
+                &format!("/api/v1/assistants/{a}"),
+                Some(&t),
+                Some(json!({"name": "x"})),
+            )
+            .await
+            .0
+        }
     };
     assert_eq!(patch(editor.clone()).await, StatusCode::OK);
     let path = format!("/api/v1/assistants/{a}/members/{uid}");
-    assert_eq!(s.call(Method::PATCH, &path, Some(&owner), Some(json!({"role": "viewer"}))).await.0, StatusCode::OK);
-    assert_eq!(patch(editor.clone()).await, StatusCode::FORBIDDEN, "the same token, the new role");
-    assert_eq!(s.call(Method::DELETE, &path, Some(&owner), None).await.0, StatusCode::NO_CONTENT);
-    assert_eq!(patch(editor.clone()).await, StatusCode::NOT_FOUND, "removed: the assistant is gone from view");
+    assert_eq!(
+        s.call(
+            Method::PATCH,
+            &path,
+            Some(&owner),
+            Some(json!({"role": "viewer"}))
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        patch(editor.clone()).await,
+        StatusCode::FORBIDDEN,
+        "the same token, the new role"
+    );
+    assert_eq!(
+        s.call(Method::DELETE, &path, Some(&owner), None).await.0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        patch(editor.clone()).await,
+        StatusCode::NOT_FOUND,
+        "removed: the assistant is gone from view"
+    );
 }
 
 on_both_backends!(

@@ -93,6 +93,7 @@ pub fn load(config: Option<&Path>, overrides: Overrides) -> anyhow::Result<Setti
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closure signature, not ours
 mod tests {
     use super::*;
 

@@ -36,7 +36,7 @@ impl Grant {
             Access::AssistantOwner => self.role == Role::Owner,
             _ => false,
         };
-        allowed.then(|| AssistantScope {
+        allowed.then_some(AssistantScope {
             assistant_id: self.assistant_id,
             workspace_id: self.workspace_id,
             user_id: self.user_id,
@@ -92,7 +92,7 @@ impl WorkspaceGrant {
             Access::WorkspaceOwner => self.role == Role::Owner,
             _ => false,
         };
-        allowed.then(|| WorkspaceScope {
+        allowed.then_some(WorkspaceScope {
             workspace_id: self.workspace_id,
             user_id: self.user_id,
             role: self.role,

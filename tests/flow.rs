@@ -241,7 +241,125 @@ async fn every_request_is_logged_and_counted(b: Backend) {
     assert!(line.contains("latency_us="), "{line}");
 }
 
+async fn workspaces_and_assistants_live_and_die_through_the_api(b: Backend) {
+    let s = Server::start(b).await;
+    s.add_user("operator@example.test", true);
+    let op = s.login("operator@example.test").await;
+    let (status, ws) = s
+        .post("/api/v1/workspaces", &op, json!({"name": "Acme"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    assert_eq!(ws["role"], json!("owner"));
+    let w = ws["id"].as_str().unwrap().to_string();
+    let (status, renamed) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/workspaces/{w}"),
+            Some(&op),
+            Some(json!({"name": "Acme Inc"})),
+        )
+        .await;
+    assert_eq!(
+        (status, renamed["name"].as_str()),
+        (StatusCode::OK, Some("Acme Inc"))
+    );
+    let (status, a) = s
+        .post(
+            &format!("/api/v1/workspaces/{w}/assistants"),
+            &op,
+            json!({"slug": "acme-help", "name": "Help", "description": "d"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{a}");
+    let id = a["id"].as_str().unwrap().to_string();
+    let (status, _) = s
+        .post(
+            &format!("/api/v1/workspaces/{w}/assistants"),
+            &op,
+            json!({"slug": "acme-help", "name": "Dup"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "slugs are unique");
+    let (_, mine) = s.get("/api/v1/assistants", &op).await;
+    assert_eq!(mine[0]["slug"], json!("acme-help"));
+    assert_eq!(mine[0]["role"], json!("owner"));
+    // An admin may change the assistant but not delete it; the owner may.
+    s.add_user("admin@example.test", false);
+    s.add_member(&op, &id, "admin@example.test", "admin").await;
+    let admin = s.login("admin@example.test").await;
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/assistants/{id}"),
+            Some(&admin),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/assistants/{id}"),
+            Some(&op),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/assistants/{id}"), &op).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/assistants/{id}"), &admin).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // Deleting the workspace takes its assistants with it.
+    let (_, b2) = s
+        .post(
+            &format!("/api/v1/workspaces/{w}/assistants"),
+            &op,
+            json!({"slug": "acme-two", "name": "Two"}),
+        )
+        .await;
+    let second = b2["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.call(
+            Method::DELETE,
+            &format!("/api/v1/workspaces/{w}"),
+            Some(&op),
+            None
+        )
+        .await
+        .0,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/assistants/{second}"), &op).await.0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get(&format!("/api/v1/workspaces/{w}"), &op).await.0,
+        StatusCode::NOT_FOUND
+    );
+    // The init tenant is untouched.
+    let owner = s.login(OWNER_EMAIL).await;
+    assert_eq!(
+        s.get(
+            &format!("/api/v1/assistants/{}", s.tenant.assistant_id),
+            &owner
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+}
+
 on_both_backends!(
+    workspaces_and_assistants_live_and_die_through_the_api,
     health_and_readiness_answer,
     the_owner_signs_in_and_reads_their_assistant,
     an_account_alone_grants_nothing,

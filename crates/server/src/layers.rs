@@ -49,3 +49,61 @@ pub fn wrap(router: Router, settings: &Settings) -> Router {
             .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::http::{Request as HttpRequest, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    fn app() -> Router {
+        let settings = Settings {
+            request_timeout_secs: 1,
+            ..Settings::default()
+        };
+        let router = Router::new()
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/panic", get(|| async { panic!("boom") as &'static str }));
+        wrap(router, &settings)
+    }
+
+    async fn call(path: &str) -> (StatusCode, String, String) {
+        let res = app()
+            .oneshot(HttpRequest::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = res.status();
+        let ct = res.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let body = axum::body::to_bytes(res.into_body(), 1 << 16)
+            .await
+            .unwrap();
+        (status, ct, String::from_utf8_lossy(&body).to_string())
+    }
+
+    #[tokio::test]
+    async fn a_slow_request_is_cut_off_with_a_problem() {
+        let (status, ct, body) = call("/slow").await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(ct, "application/problem+json");
+        assert!(body.contains("\"code\":\"timeout\""), "{body}");
+    }
+
+    #[tokio::test]
+    async fn a_panicking_handler_is_a_500_problem_without_internals() {
+        let (status, ct, body) = call("/panic").await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(ct, "application/problem+json");
+        assert!(!body.contains("boom"), "{body}");
+    }
+}

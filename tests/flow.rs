@@ -83,39 +83,19 @@ async fn no_token_is_a_401_problem(b: Backend) {
 }
 
 async fn host_and_path_resolve_the_same_assistant_or_404(b: Backend) {
-    let s = Server::start_with(
-        b,
-        Options {
-            serve_args: vec!["--base-domain".into(), "bastion.test".into()],
-            ..Options::default()
-        },
-    )
-    .await;
+    let s = Server::start_serving(b, &["--base-domain", "bastion.test"]).await;
     let token = s.login(OWNER_EMAIL).await;
     let a = s.tenant.assistant_id.clone();
     let path = format!("/api/v1/assistants/{a}");
-    let with_host = |host: &str| {
-        s.http
-            .get(s.url(&path))
-            .bearer_auth(&token)
-            .header("host", host.to_string())
-    };
     // The slug subdomain of the same assistant agrees with the path.
     assert_eq!(
-        with_host("assistant.bastion.test")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get_via_host(&path, "assistant.bastion.test", &token)
+            .await,
         StatusCode::OK
     );
     // A slug that names no assistant is a 404.
     assert_eq!(
-        with_host("nobody.bastion.test")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get_via_host(&path, "nobody.bastion.test", &token).await,
         StatusCode::NOT_FOUND
     );
     // A second assistant's Host disagreeing with the path is a 404.
@@ -129,59 +109,41 @@ async fn host_and_path_resolve_the_same_assistant_or_404(b: Backend) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{other}");
     assert_eq!(
-        with_host("second.bastion.test")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get_via_host(&path, "second.bastion.test", &token).await,
         StatusCode::NOT_FOUND
     );
     // A custom domain resolves to its assistant; disagreeing with the path it is a 404.
-    let second = other["id"].as_str().unwrap();
+    let second = format!("/api/v1/assistants/{}", other["id"].as_str().unwrap());
     let (status, _) = s
         .post(
-            &format!("/api/v1/assistants/{second}/domains"),
+            &format!("{second}/domains"),
             &token,
             json!({"domain": "chat.customer.test"}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(
-        with_host("chat.customer.test")
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        s.get_via_host(&path, "chat.customer.test", &token).await,
         StatusCode::NOT_FOUND
     );
-    let res = s
-        .http
-        .get(s.url(&format!("/api/v1/assistants/{second}")))
-        .bearer_auth(&token)
-        .header("host", "chat.customer.test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::OK);
+    assert_eq!(
+        s.get_via_host(&second, "chat.customer.test", &token).await,
+        StatusCode::OK
+    );
     // Renaming the slug invalidates the cached resolution at once.
-    let (status, _) = s
-        .call(
-            Method::PATCH,
-            &format!("/api/v1/assistants/{second}"),
-            Some(&token),
-            Some(json!({"slug": "renamed"})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
-    let res = s
-        .http
-        .get(s.url(&format!("/api/v1/assistants/{second}")))
-        .bearer_auth(&token)
-        .header("host", "second.bastion.test")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        s.patch(&second, &token, json!({"slug": "renamed"})).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.get_via_host(&second, "second.bastion.test", &token).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.get_via_host(&second, "renamed.bastion.test", &token)
+            .await,
+        StatusCode::OK
+    );
 }
 
 async fn every_request_is_logged_and_counted(b: Backend) {
@@ -252,11 +214,10 @@ async fn workspaces_and_assistants_live_and_die_through_the_api(b: Backend) {
     assert_eq!(ws["role"], json!("owner"));
     let w = ws["id"].as_str().unwrap().to_string();
     let (status, renamed) = s
-        .call(
-            Method::PATCH,
+        .patch(
             &format!("/api/v1/workspaces/{w}"),
-            Some(&op),
-            Some(json!({"name": "Acme Inc"})),
+            &op,
+            json!({"name": "Acme Inc"}),
         )
         .await;
     assert_eq!(
@@ -288,25 +249,11 @@ async fn workspaces_and_assistants_live_and_die_through_the_api(b: Backend) {
     s.add_member(&op, &id, "admin@example.test", "admin").await;
     let admin = s.login("admin@example.test").await;
     assert_eq!(
-        s.call(
-            Method::DELETE,
-            &format!("/api/v1/assistants/{id}"),
-            Some(&admin),
-            None
-        )
-        .await
-        .0,
+        s.delete(&format!("/api/v1/assistants/{id}"), &admin).await,
         StatusCode::FORBIDDEN
     );
     assert_eq!(
-        s.call(
-            Method::DELETE,
-            &format!("/api/v1/assistants/{id}"),
-            Some(&op),
-            None
-        )
-        .await
-        .0,
+        s.delete(&format!("/api/v1/assistants/{id}"), &op).await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(
@@ -327,14 +274,7 @@ async fn workspaces_and_assistants_live_and_die_through_the_api(b: Backend) {
         .await;
     let second = b2["id"].as_str().unwrap().to_string();
     assert_eq!(
-        s.call(
-            Method::DELETE,
-            &format!("/api/v1/workspaces/{w}"),
-            Some(&op),
-            None
-        )
-        .await
-        .0,
+        s.delete(&format!("/api/v1/workspaces/{w}"), &op).await,
         StatusCode::NO_CONTENT
     );
     assert_eq!(

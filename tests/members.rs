@@ -84,7 +84,7 @@ async fn an_invitation_is_redeemed_once_by_its_email_only(b: Backend) {
     assert!(!pending.to_string().contains(&token));
 
     // Invite mode: no token, a wrong token, or the right token for another email all fail.
-    let call = |body: Value| s.call(Method::POST, "/api/v1/auth/signup", None, Some(body));
+    let call = |body: Value| sign_up(&s, body);
     assert_eq!(
         call(signup("newcomer@tenant-a.test", None)).await.0,
         StatusCode::FORBIDDEN
@@ -135,10 +135,7 @@ async fn a_revoked_invitation_cannot_be_redeemed(b: Backend) {
         "/api/v1/assistants/{}/invitations/{id}",
         s.tenant.assistant_id
     );
-    assert_eq!(
-        s.call(Method::DELETE, &path, Some(&owner), None).await.0,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(s.delete(&path, &owner).await, StatusCode::NO_CONTENT);
     let (status, _) = s
         .call(
             Method::POST,
@@ -150,23 +147,14 @@ async fn a_revoked_invitation_cannot_be_redeemed(b: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+async fn sign_up(s: &Server, body: Value) -> (StatusCode, Value) {
+    s.call(Method::POST, "/api/v1/auth/signup", None, Some(body))
+        .await
+}
+
 async fn signup_follows_the_configured_mode(b: Backend) {
-    let closed = Server::start_with(
-        b,
-        Options {
-            serve_args: vec!["--signup".into(), "closed".into()],
-            ..Options::default()
-        },
-    )
-    .await;
-    let (status, body) = closed
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(signup("x@y.test", None)),
-        )
-        .await;
+    let closed = Server::start_serving(b, &["--signup", "closed"]).await;
+    let (status, body) = sign_up(&closed, signup("x@y.test", None)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     drop(closed);
     let open = Server::start_with(
@@ -177,23 +165,9 @@ async fn signup_follows_the_configured_mode(b: Backend) {
         },
     )
     .await;
-    let (status, body) = open
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(signup("x@y.test", None)),
-        )
-        .await;
+    let (status, body) = sign_up(&open, signup("x@y.test", None)).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, _) = open
-        .call(
-            Method::POST,
-            "/api/v1/auth/signup",
-            None,
-            Some(signup("X@y.test", None)),
-        )
-        .await;
+    let (status, _) = sign_up(&open, signup("X@y.test", None)).await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -201,9 +175,7 @@ async fn signup_follows_the_configured_mode(b: Backend) {
     );
     let weak = json!({"email": "weak@y.test", "password": "short"});
     assert_eq!(
-        open.call(Method::POST, "/api/v1/auth/signup", None, Some(weak))
-            .await
-            .0,
+        sign_up(&open, weak).await.0,
         StatusCode::UNPROCESSABLE_ENTITY
     );
     // The new account sees nothing.
@@ -220,19 +192,9 @@ async fn the_last_owner_cannot_be_removed_or_demoted(b: Backend) {
     let owner = s.login(OWNER_EMAIL).await;
     let me = &s.tenant.owner_id;
     let path = format!("/api/v1/assistants/{}/members/{me}", s.tenant.assistant_id);
-    let (status, body) = s
-        .call(
-            Method::PATCH,
-            &path,
-            Some(&owner),
-            Some(json!({"role": "admin"})),
-        )
-        .await;
+    let (status, body) = s.patch(&path, &owner, json!({"role": "admin"})).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
-    assert_eq!(
-        s.call(Method::DELETE, &path, Some(&owner), None).await.0,
-        StatusCode::CONFLICT
-    );
+    assert_eq!(s.delete(&path, &owner).await, StatusCode::CONFLICT);
     assert_eq!(
         members(&s, &owner).await,
         vec![(OWNER_EMAIL.to_string(), "owner".to_string())]
@@ -246,14 +208,7 @@ async fn the_last_owner_cannot_be_removed_or_demoted(b: Backend) {
         "owner",
     )
     .await;
-    let (status, _) = s
-        .call(
-            Method::PATCH,
-            &path,
-            Some(&owner),
-            Some(json!({"role": "admin"})),
-        )
-        .await;
+    let (status, _) = s.patch(&path, &owner, json!({"role": "admin"})).await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -271,54 +226,33 @@ async fn nobody_grants_more_than_they_hold(b: Backend) {
     assert_eq!(status, StatusCode::FORBIDDEN);
     let owner_path = format!("/api/v1/assistants/{a}/members/{}", s.tenant.owner_id);
     assert_eq!(
-        s.call(
-            Method::PATCH,
-            &owner_path,
-            Some(&admin),
-            Some(json!({"role": "member"}))
-        )
-        .await
-        .0,
-        StatusCode::FORBIDDEN
-    );
-    assert_eq!(
-        s.call(Method::DELETE, &owner_path, Some(&admin), None)
+        s.patch(&owner_path, &admin, json!({"role": "member"}))
             .await
             .0,
         StatusCode::FORBIDDEN
     );
+    assert_eq!(s.delete(&owner_path, &admin).await, StatusCode::FORBIDDEN);
     // …but may add an editor, and change that editor.
     let (status, body) = invite(&s, &admin, "someone@tenant-a.test", "editor").await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let uid = body["user_id"].as_str().unwrap();
     let path = format!("/api/v1/assistants/{a}/members/{uid}");
     assert_eq!(
-        s.call(
-            Method::PATCH,
-            &path,
-            Some(&admin),
-            Some(json!({"role": "viewer"}))
-        )
-        .await
-        .0,
+        s.patch(&path, &admin, json!({"role": "viewer"})).await.0,
         StatusCode::OK
     );
     // Fields nobody may set are refused, not silently applied.
     let (status, _) = s
-        .call(
-            Method::PATCH,
+        .patch(
             &path,
-            Some(&admin),
-            Some(json!({"role": "viewer", "user_id": s.tenant.owner_id})),
+            &admin,
+            json!({"role": "viewer", "user_id": s.tenant.owner_id}),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     let (status, _) = invite(&s, &admin, "x@y.test", "superuser").await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert_eq!(
-        s.call(Method::DELETE, &path, Some(&admin), None).await.0,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(s.delete(&path, &admin).await, StatusCode::NO_CONTENT);
     let list = members(&s, &owner).await;
     assert_eq!(list.len(), 2, "{list:?}");
     assert!(list.contains(&(OWNER_EMAIL.to_string(), "owner".to_string())));
@@ -336,27 +270,15 @@ async fn a_role_change_applies_on_the_next_request(b: Backend) {
         let s = &s;
         let a = a.clone();
         async move {
-            s.call(
-                Method::PATCH,
-                &format!("/api/v1/assistants/{a}"),
-                Some(&t),
-                Some(json!({"name": "x"})),
-            )
-            .await
-            .0
+            s.patch(&format!("/api/v1/assistants/{a}"), &t, json!({"name": "x"}))
+                .await
+                .0
         }
     };
     assert_eq!(patch(editor.clone()).await, StatusCode::OK);
     let path = format!("/api/v1/assistants/{a}/members/{uid}");
     assert_eq!(
-        s.call(
-            Method::PATCH,
-            &path,
-            Some(&owner),
-            Some(json!({"role": "viewer"}))
-        )
-        .await
-        .0,
+        s.patch(&path, &owner, json!({"role": "viewer"})).await.0,
         StatusCode::OK
     );
     assert_eq!(
@@ -364,10 +286,7 @@ async fn a_role_change_applies_on_the_next_request(b: Backend) {
         StatusCode::FORBIDDEN,
         "the same token, the new role"
     );
-    assert_eq!(
-        s.call(Method::DELETE, &path, Some(&owner), None).await.0,
-        StatusCode::NO_CONTENT
-    );
+    assert_eq!(s.delete(&path, &owner).await, StatusCode::NO_CONTENT);
     assert_eq!(
         patch(editor.clone()).await,
         StatusCode::NOT_FOUND,

@@ -128,6 +128,19 @@ impl Server {
         Self::start_with(backend, Options::default()).await
     }
 
+    /// A server whose `serve` gets `args` as extra flags.
+    pub async fn start_serving(backend: Backend, args: &[&str]) -> Server {
+        let serve_args = args.iter().map(|a| a.to_string()).collect();
+        Self::start_with(
+            backend,
+            Options {
+                serve_args,
+                ..Options::default()
+            },
+        )
+        .await
+    }
+
     pub async fn start_with(backend: Backend, opts: Options) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         let pg = match backend {
@@ -308,6 +321,27 @@ impl Server {
 
     pub async fn post(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str, token: &str) -> StatusCode {
+        self.call(Method::DELETE, path, Some(token), None).await.0
+    }
+
+    /// `GET path` with a `Host` header, as `token`; the status only.
+    pub async fn get_via_host(&self, path: &str, host: &str, token: &str) -> StatusCode {
+        let res = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(token)
+            .header("host", host)
+            .send()
+            .await;
+        res.expect("request").status()
     }
 
     /// Makes `email` (an existing user) a member of `assistant` with `role`, as `token`.

@@ -17,6 +17,9 @@ fn now() -> i64 {
         .as_secs() as i64
 }
 
+/// A change to otherwise valid claims that must make the token unacceptable.
+type ClaimsChange = fn(&mut Value);
+
 fn claims(sub: &str) -> Value {
     json!({"iss": "bastion", "aud": "bastion-api", "sub": sub, "iat": now(), "nbf": now(), "exp": now() + 300, "jti": "t"})
 }
@@ -116,7 +119,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
     truncated_sig.pop();
     assert_refused(&s, &truncated_sig, "truncated signature").await;
 
-    let bad_claims: [(&str, fn(&mut Value)); 5] = [
+    let bad_claims: [(&str, ClaimsChange); 5] = [
         ("expired", |c| c["exp"] = json!(now() - 120)),
         ("not yet valid", |c| {
             c["nbf"] = json!(now() + 600);

@@ -198,8 +198,8 @@ impl AuditLog<'_> {
         rows.iter().map(event).collect()
     }
 
-    /// Every event of a chain in order (for tests and tools; not scoped, so not for handlers).
-    pub async fn chain(&self, chain: &str) -> Result<Vec<Event>> {
+    /// Every event of a chain in order; unscoped, so only for verification inside this crate.
+    async fn chain(&self, chain: &str) -> Result<Vec<Event>> {
         let sql = format!("SELECT {COLUMNS} FROM audit_events WHERE chain = $1 ORDER BY seq");
         let rows = sqlx::query(&sql).bind(chain).fetch_all(self.pool).await?;
         rows.iter().map(event).collect()

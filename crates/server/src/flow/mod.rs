@@ -33,11 +33,10 @@ pub async fn gate(
     next: Next,
 ) -> Response {
     let mut recorded = Recorded::default();
-    let res = match pass(&gate, &params, req, &mut recorded).await {
+    let mut res = match pass(&gate, &params, req, &mut recorded).await {
         Ok(req) => next.run(req).await,
         Err(e) => e.into_response(),
     };
-    let mut res = res;
     res.extensions_mut().insert(recorded);
     res
 }

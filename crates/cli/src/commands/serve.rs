@@ -33,7 +33,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = config::load(args.store.config.as_deref(), overrides)?;
     settings.check_bind().context("refusing to start")?;
-    init_logging(&settings);
+    // Held until the server stops: dropping it flushes the log lines still queued.
+    let _log_flush = init_logging(&settings);
     let store = super::open_store(&settings).await?;
     let key = signing_key::load_or_create(&settings.signing_key_path())?;
     let listener = tokio::net::TcpListener::bind(settings.bind)

@@ -25,7 +25,7 @@ fn bastion(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 fn help_explains_every_command() {
     let (ok, out, _) = bastion(&["--help"], &[]);
     assert!(ok);
-    for word in ["serve", "init", "users", "audit", "BASTION_"] {
+    for word in ["serve", "init", "users", "sessions", "audit", "BASTION_"] {
         assert!(out.contains(word), "--help lacks {word}: {out}");
     }
     for sub in [
@@ -34,6 +34,8 @@ fn help_explains_every_command() {
         vec!["users", "add"],
         vec!["users", "list"],
         vec!["audit", "verify"],
+        vec!["sessions", "list"],
+        vec!["sessions", "revoke"],
     ] {
         let mut args = sub.clone();
         args.push("--help");

@@ -20,8 +20,18 @@ fn now() -> i64 {
 /// A change to otherwise valid claims that must make the token unacceptable.
 type ClaimsChange = fn(&mut Value);
 
-fn claims(sub: &str) -> Value {
-    json!({"iss": "bastion", "aud": "bastion-api", "sub": sub, "iat": now(), "nbf": now(), "exp": now() + 300, "jti": "t"})
+/// Claims as the server issues them, for session `sid` (a real one, from a real sign-in).
+fn claims(sub: &str, sid: &str) -> Value {
+    json!({"iss": "bastion", "aud": "bastion-api", "sub": sub, "sid": sid, "amr": ["pwd"], "iat": now(), "nbf": now(), "exp": now() + 300, "jti": "t"})
+}
+
+fn payload(token: &str) -> Value {
+    serde_json::from_slice(
+        &URL_SAFE_NO_PAD
+            .decode(token.split('.').nth(1).unwrap())
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn sign(
@@ -72,13 +82,14 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
     assert_eq!(header["alg"], json!("HS256"));
     assert_eq!(header["typ"], json!("at+jwt"));
     let owner = s.tenant.owner_id.clone();
+    let sid = payload(&good)["sid"].as_str().unwrap().to_string();
 
     // The baseline: a token minted with the real key and claims works.
     let minted = sign(
         Algorithm::HS256,
         Some(&kid),
         Some("at+jwt"),
-        &claims(&owner),
+        &claims(&owner, &sid),
         &key,
     );
     let (status, _) = s.get("/api/v1/me", &minted).await;
@@ -104,7 +115,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
     assert_refused(&s, &alg_none_sig, "alg none with a signature").await;
 
     for alg in [Algorithm::HS384, Algorithm::HS512] {
-        let t = sign(alg, Some(&kid), Some("at+jwt"), &claims(&owner), &key);
+        let t = sign(alg, Some(&kid), Some("at+jwt"), &claims(&owner, &sid), &key);
         assert_refused(&s, &t, &format!("{alg:?} with the right key")).await;
     }
 
@@ -132,7 +143,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
         }),
     ];
     for (what, mutate) in bad_claims {
-        let mut c = claims(&owner);
+        let mut c = claims(&owner, &sid);
         mutate(&mut c);
         assert_refused(
             &s,
@@ -149,7 +160,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
             Algorithm::HS256,
             Some(&kid),
             Some("JWT"),
-            &claims(&owner),
+            &claims(&owner, &sid),
             &key,
         ),
         "typ JWT",
@@ -157,7 +168,13 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
     .await;
     assert_refused(
         &s,
-        &sign(Algorithm::HS256, Some(&kid), None, &claims(&owner), &key),
+        &sign(
+            Algorithm::HS256,
+            Some(&kid),
+            None,
+            &claims(&owner, &sid),
+            &key,
+        ),
         "no typ",
     )
     .await;
@@ -167,7 +184,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
             Algorithm::HS256,
             Some("0011223344556677"),
             Some("at+jwt"),
-            &claims(&owner),
+            &claims(&owner, &sid),
             &key,
         ),
         "unknown kid",
@@ -179,7 +196,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
             Algorithm::HS256,
             None,
             Some("at+jwt"),
-            &claims(&owner),
+            &claims(&owner, &sid),
             &key,
         ),
         "no kid",
@@ -191,7 +208,7 @@ async fn forged_and_tampered_tokens_are_refused(b: Backend) {
             Algorithm::HS256,
             Some(&kid),
             Some("at+jwt"),
-            &claims(&owner),
+            &claims(&owner, &sid),
             &[9u8; 32],
         ),
         "foreign key",

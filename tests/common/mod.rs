@@ -39,61 +39,7 @@ macro_rules! on_both_backends {
     };
 }
 
-fn pg_admin_url() -> String {
-    std::env::var("BASTION_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://127.0.0.1:5432/test".into())
-}
-
-/// A fresh PostgreSQL database, dropped when the test ends.
-pub struct PgDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl PgDatabase {
-    pub async fn create() -> PgDatabase {
-        use sqlx::Connection;
-        let admin = pg_admin_url();
-        let name = format!("bastion_t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::PgConnection::connect(&admin)
-            .await
-            .expect("PostgreSQL at 127.0.0.1:5432 must be running (bash .ci/run starts it)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&mut conn)
-            .await
-            .expect("create test database");
-        let base = admin
-            .rsplit_once('/')
-            .map(|(b, _)| b.to_string())
-            .unwrap_or(admin);
-        PgDatabase {
-            url: format!("{base}/{name}"),
-            name,
-        }
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        let admin = pg_admin_url();
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .ok()?;
-            rt.block_on(async {
-                use sqlx::Connection;
-                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-                    .execute(&mut conn)
-                    .await
-                    .ok()
-            })
-        })
-        .join();
-    }
-}
+pub use bastion_test_pg::PgDatabase;
 
 /// What `bastion init` created.
 #[derive(Clone, Debug)]
@@ -342,6 +288,39 @@ impl Server {
             .send()
             .await;
         res.expect("request").status()
+    }
+
+    /// The outcomes of the platform-chain audit events with `action`, oldest first.
+    #[allow(dead_code)]
+    pub async fn platform_audit(&self, action: &str) -> Vec<String> {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(&self.database_url())
+            .await
+            .expect("connect to the test store");
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT outcome FROM audit_events WHERE chain = 'platform' AND action = $1 ORDER BY seq",
+        )
+        .bind(action)
+        .fetch_all(&mut conn)
+        .await
+        .expect("read audit events");
+        rows.into_iter().map(|r| r.0).collect()
+    }
+
+    /// Signs in and returns the whole answer (access and refresh tokens, session id).
+    #[allow(dead_code)]
+    pub async fn sign_in(&self, email: &str) -> Value {
+        let (status, body) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"email": email, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "login {email}: {body}");
+        body
     }
 
     /// Makes `email` (an existing user) a member of `assistant` with `role`, as `token`.

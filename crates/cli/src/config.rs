@@ -13,12 +13,18 @@ const KEYS: &[&str] = &[
     "bind",
     "data_dir",
     "database_url",
+    "redis_url",
     "base_domain",
     "signup",
     "trusted_proxies",
     "issuer",
     "access_token_ttl_secs",
     "signing_key_file",
+    "retired_signing_key_files",
+    "master_key_file",
+    "master_key",
+    "refresh_idle_ttl_secs",
+    "refresh_absolute_ttl_secs",
     "invitation_ttl_hours",
     "max_body_bytes",
     "max_json_depth",
@@ -28,6 +34,9 @@ const KEYS: &[&str] = &[
     "metrics_token",
     "log_format",
     "log_level",
+    "oauth_providers",
+    "oauth_allowed_return_origins",
+    "oauth_state_ttl_secs",
 ];
 
 /// Flags every command that touches the store takes.

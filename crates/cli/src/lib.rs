@@ -34,6 +34,9 @@ enum Command {
     /// Manage user accounts (for platform operators).
     #[command(subcommand)]
     Users(commands::users::UsersCommand),
+    /// List and end users' sign-in sessions.
+    #[command(subcommand)]
+    Sessions(commands::sessions::SessionsCommand),
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => commands::serve::run(args).await,
             Command::Init(args) => commands::init::run(args).await,
             Command::Users(cmd) => commands::users::run(cmd).await,
+            Command::Sessions(cmd) => commands::sessions::run(cmd).await,
             Command::Audit(cmd) => commands::audit::run(cmd).await,
         }
     });

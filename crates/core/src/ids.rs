@@ -56,3 +56,7 @@ id_type!(
     /// A pending invitation of an email to an assistant.
     InvitationId
 );
+id_type!(
+    /// A session: one sign-in, and the family of refresh tokens descended from it.
+    SessionId
+);

@@ -9,5 +9,5 @@ pub mod role;
 
 pub use access::Access;
 pub use capability::{Capability, CapabilitySet};
-pub use ids::{AssistantId, InvitationId, UserId, WorkspaceId};
+pub use ids::{AssistantId, InvitationId, SessionId, UserId, WorkspaceId};
 pub use role::Role;

@@ -3,8 +3,9 @@
 //! `cache_ttl_secs`, and every change made through this node invalidates them at once.
 //! Other nodes see a change within the TTL (cross-node invalidation arrives with Redis).
 
-use bastion_core::{AssistantId, UserId, WorkspaceId};
+use bastion_core::{AssistantId, SessionId, UserId, WorkspaceId};
 use bastion_store::assistants::Assistant;
+use bastion_store::sessions::Session;
 use bastion_store::users::User;
 use bastion_store::{Grant, Store, StoreError, WorkspaceGrant};
 use moka::sync::Cache;
@@ -19,6 +20,7 @@ pub struct Directory {
     grants: Cache<(UserId, AssistantId), Option<Grant>>,
     workspace_grants: Cache<(UserId, WorkspaceId), Option<WorkspaceGrant>>,
     users: Cache<UserId, Option<Arc<User>>>,
+    sessions: Cache<SessionId, Option<Arc<Session>>>,
 }
 
 fn cache<K, V>(ttl: Duration) -> Cache<K, V>
@@ -42,6 +44,7 @@ impl Directory {
             grants: cache(ttl),
             workspace_grants: cache(ttl),
             users: cache(ttl),
+            sessions: cache(ttl),
         }
     }
 
@@ -131,6 +134,25 @@ impl Directory {
         Ok(found)
     }
 
+    /// A session, for the liveness check of the access tokens issued in it.
+    pub async fn session(&self, id: SessionId) -> Result<Option<Arc<Session>>, StoreError> {
+        if let Some(hit) = self.sessions.get(&id) {
+            return Ok(hit);
+        }
+        let found = self.store.sessions().get(id).await?.map(Arc::new);
+        self.sessions.insert(id, found.clone());
+        Ok(found)
+    }
+
+    pub fn forget_session(&self, id: SessionId) {
+        self.sessions.invalidate(&id);
+    }
+
+    /// After many sessions of a user ended at once (sign out everywhere, password change).
+    pub fn forget_sessions(&self) {
+        self.sessions.invalidate_all();
+    }
+
     /// After an assistant was created, renamed (slug) or deleted.
     pub fn forget_assistant(&self, id: AssistantId, slugs: &[&str]) {
         self.assistants.invalidate(&id);
@@ -160,5 +182,6 @@ impl Directory {
         self.grants.invalidate_all();
         self.workspace_grants.invalidate_all();
         self.users.invalidate_all();
+        self.sessions.invalidate_all();
     }
 }

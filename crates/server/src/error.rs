@@ -18,6 +18,17 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("{0}")]
     Forbidden(String),
+    #[error(
+        "missing or wrong CSRF token: send the X-CSRF-Token header with requests that use cookies"
+    )]
+    Csrf,
+    #[error("this workspace requires multi-factor sign-in for owners and admins: enable TOTP and sign in again with a code")]
+    MfaRequired,
+    #[error("too many failed attempts; try again in {} seconds", .0.as_secs().max(1))]
+    TooManyAttempts(std::time::Duration),
+    /// An OAuth sign-in that failed; the message says what failed, never a secret.
+    #[error(transparent)]
+    OAuth(#[from] bastion_auth::oauth::OAuthError),
     #[error("not found")]
     NotFound,
     #[error("method not allowed")]
@@ -63,6 +74,18 @@ impl ApiError {
             Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Csrf => (StatusCode::FORBIDDEN, "csrf"),
+            MfaRequired => (StatusCode::FORBIDDEN, "mfa_required"),
+            TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            OAuth(e) => {
+                use bastion_auth::oauth::OAuthError as O;
+                match e {
+                    O::UnknownProvider => (StatusCode::NOT_FOUND, "not_found"),
+                    O::ReturnTo(_) => (StatusCode::BAD_REQUEST, "return_to_refused"),
+                    O::Provider(_) => (StatusCode::BAD_GATEWAY, "oauth_provider_unavailable"),
+                    _ => (StatusCode::UNAUTHORIZED, "oauth_failed"),
+                }
+            }
             NotFound => (StatusCode::NOT_FOUND, "not_found"),
             MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Conflict(_) => (StatusCode::CONFLICT, "conflict"),
@@ -112,6 +135,12 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
+        if let ApiError::TooManyAttempts(wait) = &self {
+            res.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(wait.as_secs().max(1)),
+            );
+        }
         if matches!(self, ApiError::Unauthenticated) {
             res.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));

@@ -1,13 +1,17 @@
 //! bastion's HTTP server: the axum application, the request flow every route passes
 //! through, the routes, and the one mapping of errors to problem+json.
 
-pub mod auth;
+pub mod attempts;
+pub mod credentials;
 pub mod directory;
 pub mod error;
 pub mod events;
 pub mod flow;
 pub mod json;
+pub mod nonces;
+pub mod oauth;
 pub mod routes;
+pub mod sessions;
 pub mod settings;
 pub mod state;
 pub mod validate;
@@ -19,6 +23,7 @@ pub use state::AppState;
 
 use bastion_store::Store;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::ExposeSecret;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::OnceLock;
@@ -56,10 +61,26 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
     settings: Settings,
-    signing_key: &[u8],
+    signing_keys: &bastion_auth::signing_key::SigningKeys,
+    master_key: &[u8],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let state = AppState::new(store.clone(), settings, signing_key, metrics_handle());
+    let redis = match &settings.redis_url {
+        Some(url) => Some(
+            bastion_auth::shared_redis::connect(url.expose_secret())
+                .await
+                .map_err(|e| std::io::Error::other(format!("cannot connect to redis_url: {e}")))?,
+        ),
+        None => None,
+    };
+    let state = AppState::new(
+        store.clone(),
+        settings,
+        signing_keys,
+        master_key,
+        redis,
+        metrics_handle(),
+    );
     let app = app(state);
     axum::serve(
         listener,

@@ -34,6 +34,10 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// `postgres://…` to use PostgreSQL; unset means SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// `redis://…` to share attempt limits and single-use nonces across nodes; unset keeps
+    /// them in-process (and nonces in the store).
+    #[serde(skip_serializing)]
+    pub redis_url: Option<SecretString>,
     /// Assistants answer at `{slug}.{base_domain}` when set.
     pub base_domain: Option<String>,
     pub signup: SignupMode,
@@ -45,6 +49,19 @@ pub struct Settings {
     pub access_token_ttl_secs: u64,
     /// HS256 signing key file (64 hex characters, mode 0600); default `data_dir/jwt-signing.key`.
     pub signing_key_file: Option<PathBuf>,
+    /// Earlier signing keys, kept after a rotation so their tokens verify until they expire.
+    /// They never sign. Drop them once `access_token_ttl_secs` has passed since the rotation.
+    pub retired_signing_key_files: Vec<PathBuf>,
+    /// The master key file (32 bytes, base64, mode 0600); default `data_dir/master.key`,
+    /// created when missing. Keys for CSRF tokens, sealed TOTP secrets and OAuth state are
+    /// derived from it. `BASTION_MASTER_KEY` (base64) takes its place when set.
+    pub master_key_file: Option<PathBuf>,
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretString>,
+    /// A session's refresh token dies when unused this long (each use restarts the clock).
+    pub refresh_idle_ttl_secs: u64,
+    /// A session ends this long after its sign-in, however active.
+    pub refresh_absolute_ttl_secs: u64,
     pub invitation_ttl_hours: u64,
     pub max_body_bytes: usize,
     pub max_json_depth: usize,
@@ -58,6 +75,14 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// tracing filter, e.g. `info` or `bastion=debug,info`; `RUST_LOG` wins when set.
     pub log_level: String,
+    /// OAuth/OIDC sign-in providers (`[[oauth_providers]]` tables: name, kind, issuer,
+    /// client_id, client_secret, redirect_uri, scopes).
+    pub oauth_providers: Vec<bastion_auth::oauth::ProviderConfig>,
+    /// Origins (`https://app.example.com`) an OAuth sign-in may return to, besides paths on
+    /// this site.
+    pub oauth_allowed_return_origins: Vec<String>,
+    /// How long an OAuth sign-in may take between start and callback.
+    pub oauth_state_ttl_secs: u64,
 }
 
 impl Default for Settings {
@@ -66,12 +91,18 @@ impl Default for Settings {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./bastion-data"),
             database_url: None,
+            redis_url: None,
             base_domain: None,
             signup: SignupMode::Invite,
             trusted_proxies: Vec::new(),
             issuer: "bastion".into(),
             access_token_ttl_secs: 600,
             signing_key_file: None,
+            retired_signing_key_files: Vec::new(),
+            master_key_file: None,
+            master_key: None,
+            refresh_idle_ttl_secs: 7 * 24 * 3600,
+            refresh_absolute_ttl_secs: 30 * 24 * 3600,
             invitation_ttl_hours: 7 * 24,
             max_body_bytes: 1024 * 1024,
             max_json_depth: 32,
@@ -81,6 +112,9 @@ impl Default for Settings {
             metrics_token: None,
             log_format: LogFormat::Text,
             log_level: "info".into(),
+            oauth_providers: Vec::new(),
+            oauth_allowed_return_origins: Vec::new(),
+            oauth_state_ttl_secs: 600,
         }
     }
 }
@@ -111,6 +145,12 @@ impl Settings {
         self.signing_key_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("jwt-signing.key"))
+    }
+
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
     /// Whether the bind address is reachable from other machines.
@@ -148,6 +188,18 @@ impl Settings {
                 "must be between 60 and 3600 (access tokens are short-lived)",
             ));
         }
+        if !(300..=90 * 24 * 3600).contains(&self.refresh_absolute_ttl_secs) {
+            return Err(bad(
+                "refresh_absolute_ttl_secs",
+                "must be between 300 (5 minutes) and 7776000 (90 days)",
+            ));
+        }
+        if !(60..=self.refresh_absolute_ttl_secs).contains(&self.refresh_idle_ttl_secs) {
+            return Err(bad(
+                "refresh_idle_ttl_secs",
+                "must be between 60 and refresh_absolute_ttl_secs",
+            ));
+        }
         if !(1..=24 * 30).contains(&self.invitation_ttl_hours) {
             return Err(bad("invitation_ttl_hours", "must be between 1 and 720"));
         }
@@ -173,6 +225,7 @@ impl Settings {
             ));
         }
         tracing_filter_ok(&self.log_level).map_err(|e| bad("log_level", e))?;
+        self.validate_oauth()?;
         Ok(())
     }
 
@@ -190,6 +243,40 @@ impl Settings {
                     self.bind
                 ),
             ));
+        }
+        Ok(())
+    }
+}
+
+impl Settings {
+    /// Each provider's fields, unique names, a redirect URI that reaches this provider's
+    /// callback route, bare allowed origins, a state lifetime that bounds a sign-in.
+    fn validate_oauth(&self) -> Result<(), SettingsError> {
+        let mut names = std::collections::HashSet::new();
+        for p in &self.oauth_providers {
+            p.validate()
+                .map_err(|e| bad("oauth_providers", e.to_string()))?;
+            if !names.insert(p.name.as_str()) {
+                return Err(bad(
+                    "oauth_providers",
+                    format!("two providers are named {:?}", p.name),
+                ));
+            }
+            let callback = format!("/api/v1/auth/oauth/{}/callback", p.name);
+            if p.redirect_path().as_deref() != Some(callback.as_str()) {
+                return Err(bad(
+                    "oauth_providers",
+                    format!(
+                        "provider {:?}, field `redirect_uri`: its path must be {callback} (the callback route of this provider)",
+                        p.name
+                    ),
+                ));
+            }
+        }
+        bastion_auth::oauth::AllowedOrigins::parse(&self.oauth_allowed_return_origins)
+            .map_err(|e| bad("oauth_allowed_return_origins", e))?;
+        if !(1..=3600).contains(&self.oauth_state_ttl_secs) {
+            return Err(bad("oauth_state_ttl_secs", "must be between 1 and 3600"));
         }
         Ok(())
     }
@@ -226,6 +313,54 @@ mod tests {
             ..s
         };
         behind_proxy.check_bind().unwrap();
+    }
+
+    #[test]
+    fn oauth_providers_are_checked_and_named() {
+        let provider = |name: &str, redirect: &str| -> bastion_auth::oauth::ProviderConfig {
+            serde_json::from_value(serde_json::json!({
+                "name": name, "kind": "oidc", "issuer": "https://id.example.com",
+                "client_id": "bastion", "client_secret": "s3cret",
+                "redirect_uri": redirect,
+            }))
+            .unwrap()
+        };
+        let good = "https://bastion.example.com/api/v1/auth/oauth/corp/callback";
+        let s = Settings {
+            oauth_providers: vec![provider("corp", good)],
+            oauth_allowed_return_origins: vec!["https://app.example.com".into()],
+            ..Settings::default()
+        };
+        s.validate().unwrap();
+        for redirect in [
+            "http://bastion.example.com/api/v1/auth/oauth/corp/callback",
+            "https://bastion.example.com/api/v1/auth/oauth/corp/callback/",
+            "https://bastion.example.com/api/v1/auth/oauth/CORP/callback",
+            "https://bastion.example.com/api/v1/auth/oauth/other/callback",
+            "https://bastion.example.com@evil.com/api/v1/auth/oauth/corp/callback",
+        ] {
+            let s = Settings {
+                oauth_providers: vec![provider("corp", redirect)],
+                ..Settings::default()
+            };
+            let e = s.validate().unwrap_err();
+            assert_eq!(e.key, "oauth_providers", "{redirect}");
+            assert!(e.reason.contains("redirect_uri"), "{redirect}: {e}");
+        }
+        let twice = Settings {
+            oauth_providers: vec![provider("corp", good), provider("corp", good)],
+            ..Settings::default()
+        };
+        assert_eq!(twice.validate().unwrap_err().key, "oauth_providers");
+        let origins = Settings {
+            oauth_allowed_return_origins: vec!["https://app.example.com/path".into()],
+            ..Settings::default()
+        };
+        assert_eq!(
+            origins.validate().unwrap_err().key,
+            "oauth_allowed_return_origins"
+        );
+        assert!(!format!("{:?}", s).contains("s3cret"));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! What every request shares: the store, the settings, the token service, the directory.
 
-use crate::auth::tokens::TokenService;
 use crate::directory::Directory;
 use crate::settings::Settings;
+use bastion_auth::keys::DerivedKeys;
+use bastion_auth::signing_key::SigningKeys;
+use bastion_auth::tokens::TokenService;
 use bastion_store::audit::NewEvent;
 use bastion_store::Store;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -17,8 +19,16 @@ pub struct Inner {
     pub store: Store,
     pub settings: Settings,
     pub tokens: TokenService,
+    /// Keys derived from the master key, one per purpose.
+    pub keys: DerivedKeys,
+    /// Failed sign-in attempts per account and IP.
+    pub attempts: crate::attempts::Attempts,
+    /// Single-use nonces (OAuth state): Redis when configured, else the store.
+    pub nonces: crate::nonces::NonceStore,
     pub directory: Directory,
     pub metrics: PrometheusHandle,
+    /// OAuth/OIDC sign-in: the configured providers and their cached discovery.
+    pub oauth: bastion_auth::oauth::OAuth,
 }
 
 impl Deref for AppState {
@@ -32,21 +42,37 @@ impl AppState {
     pub fn new(
         store: Store,
         settings: Settings,
-        signing_key: &[u8],
+        signing_keys: &SigningKeys,
+        master_key: &[u8],
+        redis: Option<bastion_auth::shared_redis::ConnectionManager>,
         metrics: PrometheusHandle,
     ) -> Self {
         let tokens = TokenService::new(
-            signing_key,
+            &signing_keys.current,
+            &signing_keys.retired_slices(),
             &settings.issuer,
             settings.access_token_ttl_secs,
         );
+        let keys = DerivedKeys::from_master(master_key);
+        let nonces = match &redis {
+            Some(conn) => crate::nonces::NonceStore::Redis(bastion_auth::nonce::RedisNonces::new(
+                conn.clone(),
+                "bastion:nonce:",
+            )),
+            None => crate::nonces::NonceStore::Embedded(store.clone()),
+        };
         let directory = Directory::new(store.clone(), Duration::from_secs(settings.cache_ttl_secs));
+        let oauth = crate::oauth::build(&settings, &keys);
         AppState(Arc::new(Inner {
             store,
             settings,
             tokens,
+            keys,
+            nonces,
+            attempts: crate::attempts::Attempts::new(redis),
             directory,
             metrics,
+            oauth,
         }))
     }
 

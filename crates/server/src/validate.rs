@@ -85,14 +85,11 @@ pub fn email(s: &str) -> Result<String, ApiError> {
 }
 
 /// Long enough to resist guessing, short enough that hashing it is not a denial of service.
-pub fn new_password(s: &str) -> Result<(), ApiError> {
-    let n = s.chars().count();
-    if !(12..=256).contains(&n) {
-        return Err(ApiError::Unprocessable(
-            "password: 12 to 256 characters".into(),
-        ));
-    }
-    Ok(())
+/// The password rules (length, not a common password, not the email): see
+/// `bastion_auth::password_policy`.
+pub fn new_password(s: &str, email: &str) -> Result<(), ApiError> {
+    bastion_auth::password_policy::check(s, email)
+        .map_err(|e| ApiError::Unprocessable(format!("password: {e}")))
 }
 
 #[cfg(test)]

@@ -10,9 +10,13 @@ pub mod assistants;
 pub mod audit;
 pub mod domains;
 pub mod error;
+pub mod identities;
 pub mod invitations;
 pub mod memberships;
+pub mod mfa;
+pub mod nonces;
 pub mod scope;
+pub mod sessions;
 pub mod users;
 pub mod workspaces;
 
@@ -115,8 +119,20 @@ impl Store {
     pub fn memberships(&self) -> memberships::Memberships<'_> {
         memberships::Memberships { pool: &self.pool }
     }
+    pub fn mfa(&self) -> mfa::Mfa<'_> {
+        mfa::Mfa { pool: &self.pool }
+    }
+    pub fn sessions(&self) -> sessions::Sessions<'_> {
+        sessions::Sessions { pool: &self.pool }
+    }
+    pub fn identities(&self) -> identities::Identities<'_> {
+        identities::Identities { pool: &self.pool }
+    }
     pub fn invitations(&self) -> invitations::Invitations<'_> {
         invitations::Invitations { pool: &self.pool }
+    }
+    pub fn nonces(&self) -> nonces::Nonces<'_> {
+        nonces::Nonces { pool: &self.pool }
     }
     pub fn audit(&self) -> audit::AuditLog<'_> {
         audit::AuditLog {

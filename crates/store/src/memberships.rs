@@ -71,7 +71,8 @@ impl Memberships<'_> {
     /// The user's membership of an assistant, if any: the input to authorization.
     pub async fn grant(&self, user: UserId, assistant: AssistantId) -> Result<Option<Grant>> {
         let r = sqlx::query(
-            "SELECT m.role, a.workspace_id FROM memberships m JOIN assistants a ON a.id = m.assistant_id \
+            "SELECT m.role, a.workspace_id, w.require_mfa FROM memberships m \
+             JOIN assistants a ON a.id = m.assistant_id JOIN workspaces w ON w.id = a.workspace_id \
              WHERE m.assistant_id = $1 AND m.user_id = $2",
         )
         .bind(assistant.to_string())
@@ -85,6 +86,7 @@ impl Memberships<'_> {
                 assistant_id: assistant,
                 workspace_id: row::id(&r, "workspace_id")?,
                 role: row::role(&r, "role")?,
+                require_mfa: r.try_get::<i64, _>("require_mfa")? != 0,
             })),
         }
     }

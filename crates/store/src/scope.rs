@@ -11,9 +11,19 @@ pub struct Grant {
     pub(crate) assistant_id: AssistantId,
     pub(crate) workspace_id: WorkspaceId,
     pub(crate) role: Role,
+    pub(crate) require_mfa: bool,
+}
+
+/// The roles a workspace's `require_mfa` setting applies to.
+fn mfa_required(require_mfa: bool, role: Role) -> bool {
+    require_mfa && matches!(role, Role::Owner | Role::Admin)
 }
 
 impl Grant {
+    /// Whether this member may act only from a session signed in with a second factor.
+    pub fn mfa_required(&self) -> bool {
+        mfa_required(self.require_mfa, self.role)
+    }
     pub fn user_id(&self) -> UserId {
         self.user_id
     }
@@ -75,9 +85,14 @@ pub struct WorkspaceGrant {
     pub(crate) user_id: UserId,
     pub(crate) workspace_id: WorkspaceId,
     pub(crate) role: Role,
+    pub(crate) require_mfa: bool,
 }
 
 impl WorkspaceGrant {
+    /// Whether this member may act only from a session signed in with a second factor.
+    pub fn mfa_required(&self) -> bool {
+        mfa_required(self.require_mfa, self.role)
+    }
     pub fn workspace_id(&self) -> WorkspaceId {
         self.workspace_id
     }
@@ -131,6 +146,19 @@ mod tests {
             assistant_id: AssistantId::new(),
             workspace_id: WorkspaceId::new(),
             role,
+            require_mfa: false,
+        }
+    }
+
+    #[test]
+    fn required_mfa_applies_to_owners_and_admins_only() {
+        for role in Role::ALL {
+            let g = Grant {
+                require_mfa: true,
+                ..grant(role)
+            };
+            assert_eq!(g.mfa_required(), matches!(role, Role::Owner | Role::Admin));
+            assert!(!grant(role).mfa_required());
         }
     }
 

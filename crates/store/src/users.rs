@@ -105,6 +105,19 @@ impl Users<'_> {
         Ok(r.map(|r| r.try_get("password_hash")).transpose()?)
     }
 
+    /// Replaces the password hash.
+    pub async fn set_password(&self, id: UserId, password_hash: &str) -> Result<()> {
+        let done = sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+            .bind(password_hash)
+            .bind(id.to_string())
+            .execute(self.pool)
+            .await?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
     pub async fn list(&self) -> Result<Vec<User>> {
         let rows =
             sqlx::query("SELECT id, email, is_operator, created_at FROM users ORDER BY created_at")

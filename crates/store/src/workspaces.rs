@@ -10,6 +10,8 @@ use sqlx::{AnyPool, Row};
 pub struct Workspace {
     pub id: WorkspaceId,
     pub name: String,
+    /// Owners and admins must have signed in with a second factor to act in it.
+    pub require_mfa: bool,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -22,6 +24,7 @@ fn workspace(r: &AnyRow) -> Result<Workspace> {
     Ok(Workspace {
         id: row::id(r, "id")?,
         name: r.try_get("name")?,
+        require_mfa: r.try_get::<i64, _>("require_mfa")? != 0,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -34,6 +37,7 @@ impl Workspaces<'_> {
         let ws = Workspace {
             id: WorkspaceId::new(),
             name: name.to_string(),
+            require_mfa: false,
             created_at: now,
             updated_at: now,
         };
@@ -65,7 +69,8 @@ impl Workspaces<'_> {
         workspace: WorkspaceId,
     ) -> Result<Option<WorkspaceGrant>> {
         let r = sqlx::query(
-            "SELECT role FROM workspace_members WHERE workspace_id = $1 AND user_id = $2",
+            "SELECT m.role, w.require_mfa FROM workspace_members m JOIN workspaces w ON w.id = m.workspace_id \
+             WHERE m.workspace_id = $1 AND m.user_id = $2",
         )
         .bind(workspace.to_string())
         .bind(user.to_string())
@@ -77,24 +82,26 @@ impl Workspaces<'_> {
                 user_id: user,
                 workspace_id: workspace,
                 role: row::role(&r, "role")?,
+                require_mfa: r.try_get::<i64, _>("require_mfa")? != 0,
             })),
         }
     }
 
     pub async fn get(&self, scope: &WorkspaceScope) -> Result<Workspace> {
-        let r =
-            sqlx::query("SELECT id, name, created_at, updated_at FROM workspaces WHERE id = $1")
-                .bind(scope.workspace_id().to_string())
-                .fetch_optional(self.pool)
-                .await?
-                .ok_or(StoreError::NotFound)?;
+        let r = sqlx::query(
+            "SELECT id, name, require_mfa, created_at, updated_at FROM workspaces WHERE id = $1",
+        )
+        .bind(scope.workspace_id().to_string())
+        .fetch_optional(self.pool)
+        .await?
+        .ok_or(StoreError::NotFound)?;
         workspace(&r)
     }
 
     /// The workspaces `user` belongs to, with their role in each.
     pub async fn list_for_user(&self, user: UserId) -> Result<Vec<(Workspace, Role)>> {
         let rows = sqlx::query(
-            "SELECT w.id, w.name, w.created_at, w.updated_at, m.role FROM workspaces w \
+            "SELECT w.id, w.name, w.require_mfa, w.created_at, w.updated_at, m.role FROM workspaces w \
              JOIN workspace_members m ON m.workspace_id = w.id WHERE m.user_id = $1 ORDER BY w.created_at",
         )
         .bind(user.to_string())
@@ -105,13 +112,23 @@ impl Workspaces<'_> {
             .collect()
     }
 
-    pub async fn rename(&self, scope: &WorkspaceScope, name: &str) -> Result<Workspace> {
-        sqlx::query("UPDATE workspaces SET name = $1, updated_at = $2 WHERE id = $3")
-            .bind(name)
-            .bind(now_ms())
-            .bind(scope.workspace_id().to_string())
-            .execute(self.pool)
-            .await?;
+    /// Changes the fields given; `None` leaves a field as it is.
+    pub async fn update(
+        &self,
+        scope: &WorkspaceScope,
+        name: Option<&str>,
+        require_mfa: Option<bool>,
+    ) -> Result<Workspace> {
+        sqlx::query(
+            "UPDATE workspaces SET name = COALESCE($1, name), require_mfa = COALESCE($2, require_mfa), \
+             updated_at = $3 WHERE id = $4",
+        )
+        .bind(name)
+        .bind(require_mfa.map(i64::from))
+        .bind(now_ms())
+        .bind(scope.workspace_id().to_string())
+        .execute(self.pool)
+        .await?;
         self.get(scope).await
     }
 

@@ -3,8 +3,8 @@
 use super::NewPassword;
 use crate::config::{self, StoreArgs};
 use anyhow::{bail, Context};
+use bastion_auth::{password, signing_key};
 use bastion_core::{Access, Capability};
-use bastion_server::auth::{password, signing_key};
 use bastion_store::audit::{NewEvent, PLATFORM_CHAIN};
 use clap::Args;
 use secrecy::ExposeSecret;
@@ -39,8 +39,11 @@ pub async fn run(args: InitArgs) -> anyhow::Result<ExitCode> {
     if store.users().count().await? > 0 {
         bail!("this store is already initialized; add users with `bastion users add`");
     }
-    let pw = NewPassword::obtain(args.password_stdin)?;
+    let pw = NewPassword::obtain(args.password_stdin, &email)?;
     signing_key::load_or_create(&settings.signing_key_path())?;
+    if settings.master_key.is_none() {
+        signing_key::load_master_key(None, &settings.master_key_path())?;
+    }
     let hash = password::hash(pw.secret().clone()).await?;
     let user = store.users().create(&email, &hash, true).await?;
     let ws = store.workspaces().create(&args.workspace, user.id).await?;

@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod init;
 pub mod serve;
+pub mod sessions;
 pub mod users;
 
 use anyhow::{bail, Context};
@@ -41,7 +42,7 @@ pub enum NewPassword {
 }
 
 impl NewPassword {
-    pub fn obtain(from_stdin: bool) -> anyhow::Result<NewPassword> {
+    pub fn obtain(from_stdin: bool, email: &str) -> anyhow::Result<NewPassword> {
         if !from_stdin {
             // 24 alphanumerics: about 143 bits, printed once.
             let p = Alphanumeric.sample_string(&mut rand::rngs::OsRng, 24);
@@ -54,8 +55,8 @@ impl NewPassword {
             .context("cannot read the password from standard input")?;
         let line = input.lines().next().unwrap_or("").to_string();
         input.clear();
-        if line.chars().count() < 12 {
-            bail!("the password must have at least 12 characters");
+        if let Err(e) = bastion_auth::password_policy::check(&line, email) {
+            bail!("{e}");
         }
         Ok(NewPassword::Given(SecretString::from(line)))
     }

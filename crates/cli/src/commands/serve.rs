@@ -2,7 +2,7 @@
 
 use crate::config::{self, Overrides, StoreArgs};
 use anyhow::Context;
-use bastion_server::auth::signing_key;
+use bastion_auth::signing_key;
 use bastion_server::settings::LogFormat;
 use clap::Args;
 use std::process::ExitCode;
@@ -36,7 +36,17 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     // Held until the server stops: dropping it flushes the log lines still queued.
     let _log_flush = init_logging(&settings);
     let store = super::open_store(&settings).await?;
-    let key = signing_key::load_or_create(&settings.signing_key_path())?;
+    let keys = signing_key::SigningKeys::load(
+        &settings.signing_key_path(),
+        &settings.retired_signing_key_files,
+    )?;
+    let master = signing_key::load_master_key(
+        settings
+            .master_key
+            .as_ref()
+            .map(secrecy::ExposeSecret::expose_secret),
+        &settings.master_key_path(),
+    )?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -44,7 +54,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, backend = ?store.backend(), signup = ?settings.signup, "bastion listening");
     // Printed for people and scripts (tests read it to learn the port of --bind 127.0.0.1:0).
     println!("bastion listening on http://{addr}");
-    bastion_server::serve(listener, store, settings, &key, shutdown_signal()).await?;
+    bastion_server::serve(listener, store, settings, &keys, &master, shutdown_signal()).await?;
     tracing::info!("bastion stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -2,7 +2,7 @@
 
 use super::NewPassword;
 use crate::config::{self, StoreArgs};
-use bastion_server::auth::password;
+use bastion_auth::password;
 use bastion_store::audit::{NewEvent, PLATFORM_CHAIN};
 use clap::Subcommand;
 use secrecy::ExposeSecret;
@@ -43,7 +43,7 @@ pub async fn run(cmd: UsersCommand) -> anyhow::Result<ExitCode> {
             let email = bastion_server::validate::email(&email)
                 .map_err(|e| anyhow::anyhow!("--email: {e}"))?;
             let store = super::open_store(&settings).await?;
-            let pw = NewPassword::obtain(password_stdin)?;
+            let pw = NewPassword::obtain(password_stdin, &email)?;
             let hash = password::hash(pw.secret().clone()).await?;
             let user = store.users().create(&email, &hash, operator).await?;
             store

@@ -1,15 +1,23 @@
-//! Step 2: authenticate. This issue knows one principal: a user with an access token in
-//! `Authorization: Bearer`. No token is anonymous; a bad token is a 401 on any route that
-//! needs a principal (and ignored on public ones).
+//! Step 2: authenticate. The principal is a user with an access token, sent either as
+//! `Authorization: Bearer` (API clients) or in the `__Host-bastion_at` cookie (browsers). The
+//! header wins when both are present. A cookie-borne token on a state-changing request must
+//! come with the session's CSRF token. The token's session must still be live: revoking a
+//! session ends its access tokens within the directory's cache TTL, well inside their own
+//! lifetime.
+//!
+//! No token is anonymous; a bad token is a 401 on any route that needs a principal (and
+//! ignored on public ones).
 
 use crate::error::ApiError;
 use crate::flow::Caller;
+use crate::sessions;
 use crate::state::AppState;
-use axum::http::{header, HeaderMap};
-use bastion_core::Access;
+use axum::http::{header, HeaderMap, Method};
+use bastion_core::{Access, SessionId};
 
 pub async fn authenticate(
     state: &AppState,
+    method: &Method,
     headers: &HeaderMap,
     access: Access,
 ) -> Result<Option<Caller>, ApiError> {
@@ -20,26 +28,58 @@ pub async fn authenticate(
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
         });
-    let Some(token) = bearer else {
-        return Ok(None);
+    let (token, via_cookie) = match bearer {
+        Some(t) => (t.trim(), false),
+        None => match sessions::cookie(headers, sessions::ACCESS_COOKIE) {
+            Some(t) if !t.is_empty() => (t, true),
+            _ => return Ok(None),
+        },
     };
-    let caller = verify(state, token.trim()).await;
+    let caller = verify(state, token, via_cookie).await;
     match caller {
-        Ok(c) => Ok(Some(c)),
+        Ok(c) => {
+            if via_cookie && !is_safe(method) && !sessions::csrf_ok(state, c.session, headers) {
+                metrics::counter!("bastion_auth_failures_total", "reason" => "csrf").increment(1);
+                return Err(ApiError::Csrf);
+            }
+            Ok(Some(c))
+        }
         Err(_) if access == Access::Public => Ok(None),
         Err(e) => Err(e),
     }
 }
 
-async fn verify(state: &AppState, token: &str) -> Result<Caller, ApiError> {
-    let user_id = state.tokens.verify(token).map_err(|e| {
-        metrics::counter!("bastion_auth_failures_total", "reason" => e.reason()).increment(1);
-        ApiError::Unauthenticated
-    })?;
+/// Methods that change nothing, so a forged cross-site request can do no harm with them.
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+fn refuse(reason: &'static str) -> ApiError {
+    metrics::counter!("bastion_auth_failures_total", "reason" => reason).increment(1);
+    ApiError::Unauthenticated
+}
+
+async fn verify(state: &AppState, token: &str, via_cookie: bool) -> Result<Caller, ApiError> {
+    let verified = state.tokens.verify(token).map_err(|e| refuse(e.reason()))?;
+    let session: SessionId = verified.session.parse().map_err(|_| refuse("malformed"))?;
+    let live = state
+        .directory
+        .session(session)
+        .await?
+        .filter(|s| s.user_id == verified.user && s.is_live(bastion_store::now_ms()));
+    if live.is_none() {
+        return Err(refuse("session_ended"));
+    }
     // A token outlives nothing: a deleted user's tokens stop working at once.
-    let user = state.directory.user(user_id).await?.ok_or_else(|| {
-        metrics::counter!("bastion_auth_failures_total", "reason" => "unknown_user").increment(1);
-        ApiError::Unauthenticated
-    })?;
-    Ok(Caller { user })
+    let user = state
+        .directory
+        .user(verified.user)
+        .await?
+        .ok_or_else(|| refuse("unknown_user"))?;
+    Ok(Caller {
+        mfa: verified.has_mfa(),
+        user,
+        session,
+        via_cookie,
+    })
 }

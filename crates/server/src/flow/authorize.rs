@@ -1,6 +1,8 @@
 //! Step 3: authorize the route's declared access for the principal on the resolved tenant.
 //! A tenant the principal does not belong to is a 404 (its existence does not leak); a
-//! tenant they belong to without the capability is a 403.
+//! tenant they belong to without the capability is a 403. In a workspace that requires MFA,
+//! its owners and admins are refused (403 `mfa_required`) from a session signed in without
+//! a second factor, whatever the route.
 
 use crate::error::ApiError;
 use crate::flow::resolve::Target;
@@ -38,6 +40,9 @@ pub async fn authorize(
                 .grant(user, assistant.id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
+            if grant.mfa_required() && !caller.mfa {
+                return Err(ApiError::MfaRequired);
+            }
             let scope = grant.authorize(access).ok_or_else(ApiError::forbidden)?;
             ext.insert(InAssistant { scope, assistant });
         }
@@ -48,6 +53,9 @@ pub async fn authorize(
                 .workspace_grant(user, workspace)
                 .await?
                 .ok_or(ApiError::NotFound)?;
+            if grant.mfa_required() && !caller.mfa {
+                return Err(ApiError::MfaRequired);
+            }
             let scope = grant.authorize(access).ok_or_else(ApiError::forbidden)?;
             ext.insert(InWorkspace { scope });
         }

@@ -5,16 +5,22 @@
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
+use bastion_core::SessionId;
 use bastion_store::assistants::Assistant;
 use bastion_store::users::User;
 use bastion_store::{AssistantScope, WorkspaceScope};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// The signed-in user making the request.
+/// The signed-in user making the request, and the sign-in (session) their token is from.
 #[derive(Clone)]
 pub struct Caller {
     pub user: Arc<User>,
+    pub session: SessionId,
+    /// The sign-in passed a second factor.
+    pub mfa: bool,
+    /// The token came in a cookie (so the CSRF check applied) rather than a header.
+    pub via_cookie: bool,
 }
 
 /// The authorized assistant: its scope (the key to its rows) and its record.
@@ -34,6 +40,8 @@ pub struct InWorkspace {
 #[derive(Clone, Debug)]
 pub struct Meta {
     pub ip: Option<IpAddr>,
+    /// The `User-Agent`, cut to 256 bytes, for the sessions list.
+    pub user_agent: String,
 }
 
 impl Meta {

@@ -54,17 +54,31 @@ async fn pass(
         recorded.assistant = Some(a.id);
     }
     // 2. Authenticate the principal.
-    let caller = authenticate::authenticate(state, req.headers(), gate.access).await?;
+    let caller =
+        authenticate::authenticate(state, req.method(), req.headers(), gate.access).await?;
     if let Some(c) = &caller {
         recorded.principal = Some(c.user.id);
     }
     // 3. Authorize the declared access, producing the tenant scope the handler will use.
     let meta = Meta {
         ip: client_ip::client_ip(&state.settings.trusted_proxies, &req),
+        user_agent: user_agent(req.headers()),
     };
     authorize::authorize(state, gate.access, caller, target, req.extensions_mut()).await?;
     req.extensions_mut().insert(meta);
     Ok(req)
+}
+
+fn user_agent(headers: &axum::http::HeaderMap) -> String {
+    let ua = headers
+        .get(axum::http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let mut end = ua.len().min(256);
+    while !ua.is_char_boundary(end) {
+        end -= 1;
+    }
+    ua[..end].to_string()
 }
 
 /// Answers every path no route matches, with the same problem+json as the rest.

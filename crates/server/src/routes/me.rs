@@ -1,6 +1,5 @@
 //! The signed-in user: who they are and what they may do where.
 
-use crate::auth::password;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, SUCCESS};
 use crate::flow::{Caller, Meta};
@@ -10,6 +9,7 @@ use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
+use bastion_auth::password;
 use bastion_core::{Capability, Role};
 use bastion_store::audit::PLATFORM_CHAIN;
 use secrecy::SecretString;

@@ -1,7 +1,6 @@
 //! Members and invitations of an assistant. Nobody grants a role holding a capability they
 //! lack (ownership only from an owner), and nobody changes a member they could not have made.
 
-use crate::auth::tokens;
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, SUCCESS};
 use crate::flow::{Caller, InAssistant, ItemParam, Meta};
@@ -13,6 +12,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bastion_auth::tokens;
 use bastion_core::{InvitationId, Role, UserId};
 use bastion_store::StoreError;
 use serde::{Deserialize, Serialize};

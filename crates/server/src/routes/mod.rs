@@ -9,7 +9,10 @@ pub mod domains;
 pub mod health;
 pub mod me;
 pub mod members;
+pub mod mfa;
+pub mod oauth;
 pub mod openapi;
+pub mod sessions;
 pub mod views;
 pub mod workspaces;
 
@@ -76,6 +79,63 @@ fn api(state: AppState) -> Api {
         .route(M::GET, "/openapi.json", Public, openapi::document)
         .route(M::POST, "/api/v1/auth/login", Public, auth::login)
         .route(M::POST, "/api/v1/auth/signup", Public, auth::signup)
+        .route(M::POST, "/api/v1/auth/login/mfa", Public, auth::login_mfa)
+        .route(
+            M::GET,
+            "/api/v1/auth/oauth/{provider}/start",
+            Public,
+            oauth::start,
+        )
+        .route(
+            M::GET,
+            "/api/v1/auth/oauth/{provider}/callback",
+            Public,
+            oauth::callback,
+        )
+        .route(M::POST, "/api/v1/auth/refresh", Public, sessions::refresh)
+        .route(
+            M::POST,
+            "/api/v1/auth/logout",
+            Authenticated,
+            sessions::logout,
+        )
+        .route(
+            M::GET,
+            "/api/v1/auth/sessions",
+            Authenticated,
+            sessions::list,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/auth/sessions",
+            Authenticated,
+            sessions::revoke_all,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/auth/sessions/{session_id}",
+            Authenticated,
+            sessions::revoke,
+        )
+        .route(
+            M::POST,
+            "/api/v1/auth/password",
+            Authenticated,
+            sessions::change_password,
+        )
+        .route(M::POST, "/api/v1/auth/mfa/totp", Authenticated, mfa::enrol)
+        .route(
+            M::POST,
+            "/api/v1/auth/mfa/totp/confirm",
+            Authenticated,
+            mfa::confirm,
+        )
+        .route(
+            M::POST,
+            "/api/v1/auth/mfa/totp/disable",
+            Authenticated,
+            mfa::disable,
+        )
         .route(M::GET, "/api/v1/me", Authenticated, me::get)
         .route(M::DELETE, "/api/v1/me", Authenticated, me::delete)
         .route(

@@ -1,7 +1,9 @@
 //! The OpenAPI 3.1 document, generated from the handlers' annotations.
 
 use crate::routes::RouteSpec;
-use crate::routes::{assistants, audit, auth, domains, health, me, members, views, workspaces};
+use crate::routes::{
+    assistants, audit, auth, domains, health, me, members, mfa, oauth, sessions, views, workspaces,
+};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::Method;
@@ -16,7 +18,10 @@ use utoipa::{Modify, OpenApi};
     info(title = "bastion", description = "A secure, multi-tenant runtime for AI assistants."),
     paths(
         health::healthz, health::readyz, health::metrics, document,
-        auth::login, auth::signup, me::get, me::delete,
+        auth::login, auth::login_mfa, auth::signup, oauth::start, oauth::callback,
+        me::get, me::delete,
+        sessions::refresh, sessions::logout, sessions::list, sessions::revoke, sessions::revoke_all,
+        sessions::change_password, mfa::enrol, mfa::confirm, mfa::disable,
         workspaces::list, workspaces::create, workspaces::get, workspaces::update, workspaces::delete,
         workspaces::list_assistants, workspaces::create_assistant, audit::list,
         assistants::list, assistants::get, assistants::update, assistants::delete,
@@ -98,7 +103,12 @@ mod tests {
         let state = AppState::new(
             store,
             crate::Settings::default(),
-            &[1u8; 32],
+            &bastion_auth::signing_key::SigningKeys {
+                current: zeroize::Zeroizing::new(vec![1u8; 32]),
+                retired: Vec::new(),
+            },
+            &[2u8; 32],
+            None,
             crate::metrics_handle(),
         );
         let table = super::super::route_table(state);

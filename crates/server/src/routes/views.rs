@@ -49,6 +49,8 @@ pub struct WorkspaceView {
     pub name: String,
     /// The caller's role in this workspace.
     pub role: Role,
+    /// Owners and admins must sign in with a second factor to act in this workspace.
+    pub require_mfa: bool,
     pub created_at: String,
     pub updated_at: String,
 }
@@ -59,6 +61,7 @@ impl WorkspaceView {
             id: w.id.to_string(),
             name: w.name.clone(),
             role,
+            require_mfa: w.require_mfa,
             created_at: rfc3339(w.created_at),
             updated_at: rfc3339(w.updated_at),
         }
@@ -187,13 +190,141 @@ pub struct AuditPage {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// `token` (default) returns the tokens in the body for API clients; `cookie` sets them
+    /// as `HttpOnly` cookies for browsers and returns a CSRF token instead.
+    #[serde(default)]
+    pub mode: SessionMode,
+}
+
+#[derive(Deserialize, ToSchema, Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionMode {
+    #[default]
+    Token,
+    Cookie,
+}
+
+/// A signed-in session. In token mode `access_token` and `refresh_token` are set; in cookie
+/// mode they travel in cookies and `csrf_token` must accompany every state-changing request
+/// as the `X-CSRF-Token` header.
+#[derive(Serialize, ToSchema)]
+pub struct TokenResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<String>,
+    /// `Bearer`, or `cookie` in cookie mode.
+    pub token_type: &'static str,
+    /// Seconds the access token lives.
+    pub expires_in: i64,
+    /// Opaque, single-use: each refresh returns its successor.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// Seconds the refresh token lives unused (the session may end sooner, at its absolute expiry).
+    pub refresh_expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csrf_token: Option<String>,
+    #[schema(format = Uuid)]
+    pub session_id: String,
+}
+
+/// The answer to a password step when the account has MFA: no token, only a challenge
+/// to present with a code at `POST /api/v1/auth/login/mfa`.
+#[derive(Serialize, ToSchema)]
+pub struct MfaChallengeResponse {
+    pub mfa_required: bool,
+    pub mfa_token: String,
+    pub expires_in: i64,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaLoginRequest {
+    /// The challenge returned by the password step.
+    pub mfa_token: String,
+    /// The current 6-digit TOTP code…
+    #[serde(default)]
+    pub code: Option<String>,
+    /// …or one of the recovery codes (each works once).
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+    #[serde(default)]
+    pub mode: SessionMode,
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct TokenResponse {
-    pub access_token: String,
-    pub token_type: &'static str,
-    pub expires_in: i64,
+pub struct TotpEnrolment {
+    /// Base32, for typing into an authenticator app. Shown once.
+    pub secret: String,
+    pub otpauth_uri: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaCodeRequest {
+    pub code: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MfaDisableRequest {
+    pub password: String,
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub recovery_code: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RecoveryCodesResponse {
+    /// Ten single-use codes, shown once: store them somewhere safe.
+    pub recovery_codes: Vec<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChangeRequest {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    /// The refresh token; omit it in cookie mode (the cookie carries it).
+    #[serde(default)]
+    pub refresh_token: Option<String>,
+    #[serde(default)]
+    pub mode: SessionMode,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct SessionView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    /// `password`, `password+totp` or `oauth:<provider>`.
+    pub method: String,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: String,
+    /// When its refresh token was last used (access tokens are not tracked per request).
+    pub last_used_at: String,
+    pub expires_at: String,
+    /// The session of the token making this request.
+    pub current: bool,
+}
+
+impl SessionView {
+    pub fn new(s: &bastion_store::sessions::Session, current: bool) -> Self {
+        SessionView {
+            id: s.id.to_string(),
+            method: s.method.clone(),
+            ip: s.ip.clone(),
+            user_agent: s.user_agent.clone(),
+            created_at: rfc3339(s.created_at),
+            last_used_at: rfc3339(s.last_used_at),
+            expires_at: rfc3339(s.idle_expires_at.min(s.absolute_expires_at)),
+            current,
+        }
+    }
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -1,6 +1,6 @@
 //! Workspaces and the assistants in them.
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::events::{self, SUCCESS};
 use crate::flow::{Caller, InWorkspace, Meta};
 use crate::json::ApiJson;
@@ -19,6 +19,16 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct WorkspaceInput {
     pub name: String,
+}
+
+/// The fields a workspace update may change; those left out stay as they are.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspacePatch {
+    pub name: Option<String>,
+    /// Require owners and admins to sign in with a second factor (TOTP). Only a caller
+    /// signed in with one may turn it on, so nobody locks themselves out by accident.
+    pub require_mfa: Option<bool>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -90,19 +100,42 @@ pub async fn get(State(state): State<AppState>, ws: InWorkspace) -> ApiResult<Js
     Ok(Json(WorkspaceView::new(&w, ws.scope.role())))
 }
 
-/// Renames a workspace (capability settings.manage).
+/// Renames a workspace or changes whether it requires MFA (capability settings.manage).
 #[utoipa::path(patch, path = "/api/v1/workspaces/{workspace_id}", tag = "workspaces", security(("bearer" = [])),
-    params(("workspace_id" = String, Path, format = Uuid)), request_body = WorkspaceInput,
-    responses((status = 200, body = WorkspaceView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
+    params(("workspace_id" = String, Path, format = Uuid)), request_body = WorkspacePatch,
+    responses((status = 200, body = WorkspaceView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
+        (status = 422, body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
     meta: Meta,
     ws: InWorkspace,
-    ApiJson(input): ApiJson<WorkspaceInput>,
+    ApiJson(input): ApiJson<WorkspacePatch>,
 ) -> ApiResult<Json<WorkspaceView>> {
-    let name = validate::display_name("name", &input.name)?;
-    let w = state.store.workspaces().rename(&ws.scope, &name).await?;
+    let name = input
+        .name
+        .as_deref()
+        .map(|n| validate::display_name("name", n))
+        .transpose()?;
+    if input.require_mfa == Some(true) && !caller.mfa {
+        return Err(ApiError::MfaRequired);
+    }
+    let w = state
+        .store
+        .workspaces()
+        .update(&ws.scope, name.as_deref(), input.require_mfa)
+        .await?;
+    if input.require_mfa.is_some() {
+        // The cached grants carry the setting; a change must hold from the next request.
+        state.directory.forget_everything();
+    }
+    let mut changed = serde_json::Map::new();
+    if let Some(n) = &name {
+        changed.insert("name".into(), json!(n));
+    }
+    if let Some(r) = input.require_mfa {
+        changed.insert("require_mfa".into(), json!(r));
+    }
     state
         .audit(events::event(
             w.id,
@@ -111,7 +144,7 @@ pub async fn update(
             "workspace.update",
             w.id,
             SUCCESS,
-            json!({"name": name}),
+            serde_json::Value::Object(changed),
         ))
         .await;
     Ok(Json(WorkspaceView::new(&w, ws.scope.role())))

@@ -52,7 +52,7 @@ pub async fn verify(password: SecretString, stored: Option<String>) -> Result<bo
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        let random = SecretString::from(crate::auth::tokens::random_token(""));
+        let random = SecretString::from(crate::tokens::random_token(""));
         hash_blocking(&random).unwrap_or_default()
     })
 }

@@ -1,5 +1,5 @@
 //! The command line: help that explains, settings that layer and fail loudly, a refusal to
-//! serve plain HTTP publicly, and an `init` that runs once.
+//! serve plain HTTP publicly, an `init` that runs once, and a route table that needs no store.
 
 mod common;
 
@@ -25,7 +25,9 @@ fn bastion(args: &[&str], env: &[(&str, &str)]) -> (bool, String, String) {
 fn help_explains_every_command() {
     let (ok, out, _) = bastion(&["--help"], &[]);
     assert!(ok);
-    for word in ["serve", "init", "users", "sessions", "audit", "BASTION_"] {
+    for word in [
+        "serve", "init", "users", "sessions", "audit", "routes", "BASTION_",
+    ] {
         assert!(out.contains(word), "--help lacks {word}: {out}");
     }
     for sub in [
@@ -200,4 +202,84 @@ fn a_weak_password_on_stdin_is_refused() {
     );
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("12 characters"));
+}
+
+#[test]
+fn routes_lists_every_access_rule_without_touching_a_data_directory() {
+    // A fresh machine: an empty working directory, no config, and a temporary directory of
+    // our own to see that the command's scratch store is removed.
+    let cwd = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let configured = cwd.path().join("configured-data");
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .args(args)
+            .current_dir(cwd.path())
+            .env("TMPDIR", tmp.path())
+            .env("BASTION_DATA_DIR", &configured)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run bastion");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 output")
+    };
+
+    let text = run(&["routes"]);
+    let lines: Vec<Vec<&str>> = text
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["METHOD", "PATH", "ACCESS"], "{text}");
+    for expected in [
+        ["GET", "/healthz", "public"],
+        [
+            "PATCH",
+            "/api/v1/assistants/{assistant_id}",
+            "assistant:settings.manage",
+        ],
+    ] {
+        assert!(
+            lines.contains(&expected.to_vec()),
+            "no {expected:?} in\n{text}"
+        );
+    }
+    assert!(lines.iter().all(|l| l.len() == 3), "{text}");
+
+    let json: serde_json::Value = serde_json::from_str(&run(&["routes", "--json"])).unwrap();
+    let rows = json.as_array().expect("a JSON array");
+    assert_eq!(
+        rows.len(),
+        lines.len() - 1,
+        "one entry per line of the table"
+    );
+    for row in rows {
+        for key in ["method", "path", "access"] {
+            assert!(
+                row[key].as_str().is_some_and(|v| !v.is_empty()),
+                "{key} of {row}"
+            );
+        }
+    }
+
+    let help = run(&["routes", "--help"]);
+    assert!(
+        help.contains("--json") && help.contains("access rule"),
+        "{help}"
+    );
+
+    let left: Vec<_> = std::fs::read_dir(cwd.path()).unwrap().collect();
+    assert!(left.is_empty(), "the working directory gained {left:?}");
+    assert!(
+        !configured.exists(),
+        "the configured data directory was created"
+    );
+    let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the scratch store was left behind: {left:?}"
+    );
 }

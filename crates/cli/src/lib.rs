@@ -1,6 +1,7 @@
-//! The `bastion` command line: `serve`, `init`, `users`, `audit`. Each command that touches
-//! the store takes `--config` and `--data-dir`; settings come from the TOML file, then
-//! `BASTION_*` environment variables, then flags, each overriding the one before.
+//! The `bastion` command line: `serve`, `init`, `users`, `sessions`, `audit`, `routes`. Each
+//! command that touches the store takes `--config` and `--data-dir`; settings come from the
+//! TOML file, then `BASTION_*` environment variables, then flags, each overriding the one
+//! before.
 
 mod commands;
 mod config;
@@ -40,6 +41,17 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// Print the route table: each route's method, path and access rule (needs no store).
+    #[command(
+        long_about = "Print the route table: one line per route with its method, path and the \
+access rule the request flow checks before the handler runs (public, authenticated, operator, \
+assistant:CAPABILITY, workspace:CAPABILITY, …).\n\n\
+The table is the one the server registers its routes from. It is built on a temporary store \
+that is removed afterwards: no settings are read and no data directory or database is \
+touched.\n\n\
+Examples:\n  bastion routes\n  bastion routes --json | jq '.[] | select(.access == \"public\")'"
+    )]
+    Routes(commands::routes::RoutesArgs),
 }
 
 /// Runs the command line and turns any error into a message and exit code 1.
@@ -62,6 +74,7 @@ pub fn main() -> ExitCode {
             Command::Users(cmd) => commands::users::run(cmd).await,
             Command::Sessions(cmd) => commands::sessions::run(cmd).await,
             Command::Audit(cmd) => commands::audit::run(cmd).await,
+            Command::Routes(args) => commands::routes::run(args).await,
         }
     });
     match result {

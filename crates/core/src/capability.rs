@@ -75,6 +75,11 @@ impl Capability {
         }
     }
 
+    /// The capability named `name` (its serde name), if any.
+    pub fn parse(name: &str) -> Option<Capability> {
+        Capability::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     fn bit(self) -> u32 {
         1 << (self as u32)
     }
@@ -105,6 +110,32 @@ impl CapabilitySet {
         self.0 & cap.bit() != 0
     }
 
+    /// The capabilities in both sets: what a narrowed credential may still do.
+    pub fn intersection(self, other: CapabilitySet) -> CapabilitySet {
+        CapabilitySet(self.0 & other.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The names, space-separated, in the canonical order: how a set is stored.
+    pub fn to_names(self) -> String {
+        self.iter()
+            .map(Capability::as_str)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    /// The inverse of [`CapabilitySet::to_names`]; `None` on an unknown name.
+    pub fn from_names(names: &str) -> Option<CapabilitySet> {
+        names
+            .split_whitespace()
+            .map(Capability::parse)
+            .collect::<Option<Vec<_>>>()
+            .map(|caps| CapabilitySet::of(&caps))
+    }
+
     /// True when every capability of `other` is also in `self`.
     pub fn covers(self, other: CapabilitySet) -> bool {
         other.0 & !self.0 == 0
@@ -132,6 +163,19 @@ mod tests {
         assert!(big.covers(small));
         assert!(!small.covers(big));
         assert_eq!(big.to_vec(), vec![Capability::Chat, Capability::AuditRead]);
+    }
+
+    #[test]
+    fn stored_names_round_trip() {
+        let set = CapabilitySet::of(&[Capability::TracesRead, Capability::Chat]);
+        assert_eq!(set.to_names(), "chat traces.read");
+        assert_eq!(CapabilitySet::from_names(&set.to_names()), Some(set));
+        assert_eq!(CapabilitySet::from_names(""), Some(CapabilitySet::EMPTY));
+        assert_eq!(CapabilitySet::from_names("chat root"), None);
+        assert_eq!(
+            set.intersection(CapabilitySet::of(&[Capability::Chat])),
+            CapabilitySet::of(&[Capability::Chat])
+        );
     }
 
     #[test]

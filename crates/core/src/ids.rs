@@ -60,3 +60,7 @@ id_type!(
     /// A session: one sign-in, and the family of refresh tokens descended from it.
     SessionId
 );
+id_type!(
+    /// A custom role of one assistant.
+    RoleId
+);

@@ -9,5 +9,5 @@ pub mod role;
 
 pub use access::Access;
 pub use capability::{Capability, CapabilitySet};
-pub use ids::{AssistantId, InvitationId, SessionId, UserId, WorkspaceId};
-pub use role::Role;
+pub use ids::{AssistantId, InvitationId, RoleId, SessionId, UserId, WorkspaceId};
+pub use role::{Holding, MemberRole, Role};

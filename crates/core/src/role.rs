@@ -1,6 +1,7 @@
 //! Built-in roles: named sets of capabilities (DESIGN.md, "The model").
 
 use crate::capability::{Capability as C, CapabilitySet};
+use crate::ids::RoleId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -78,10 +79,96 @@ impl Role {
     /// Whether a holder of `self` may hand `target` to someone: never a role that holds a
     /// capability the granter lacks, and ownership only from an owner.
     pub fn may_grant(self, target: Role) -> bool {
-        if target == Role::Owner {
-            return self == Role::Owner;
+        Holding::of(self).may_grant(Holding::of(target))
+    }
+}
+
+/// What a principal holds on an assistant, as far as granting goes: its capabilities, and
+/// whether it is an owner (which no capability stands for).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Holding {
+    pub capabilities: CapabilitySet,
+    pub owner: bool,
+}
+
+impl Holding {
+    pub fn of(role: Role) -> Holding {
+        Holding {
+            capabilities: role.capabilities(),
+            owner: role == Role::Owner,
         }
-        self.capabilities().covers(target.capabilities())
+    }
+
+    /// Whether a holder of `self` may hand `target` (a role, a key, a narrowed token) to
+    /// someone: never a capability it lacks, and ownership only from an owner.
+    pub fn may_grant(self, target: Holding) -> bool {
+        if target.owner {
+            return self.owner;
+        }
+        self.capabilities.covers(target.capabilities)
+    }
+}
+
+/// The role a member holds on an assistant: a built-in one, or one of the assistant's
+/// custom roles (a name and a set of capabilities).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberRole {
+    Builtin(Role),
+    Custom {
+        id: RoleId,
+        name: String,
+        capabilities: CapabilitySet,
+    },
+}
+
+impl MemberRole {
+    /// The name the API shows: a built-in role's name, or the custom role's.
+    pub fn name(&self) -> &str {
+        match self {
+            MemberRole::Builtin(r) => r.as_str(),
+            MemberRole::Custom { name, .. } => name,
+        }
+    }
+
+    pub fn capabilities(&self) -> CapabilitySet {
+        match self {
+            MemberRole::Builtin(r) => r.capabilities(),
+            MemberRole::Custom { capabilities, .. } => *capabilities,
+        }
+    }
+
+    pub fn builtin(&self) -> Option<Role> {
+        match self {
+            MemberRole::Builtin(r) => Some(*r),
+            MemberRole::Custom { .. } => None,
+        }
+    }
+
+    pub fn is_owner(&self) -> bool {
+        self.builtin() == Some(Role::Owner)
+    }
+
+    pub fn holding(&self) -> Holding {
+        Holding {
+            capabilities: self.capabilities(),
+            owner: self.is_owner(),
+        }
+    }
+
+    /// What the store keeps in a membership's `role` column: the built-in name or the
+    /// custom role's id (a UUID, so the two never collide).
+    pub fn stored(&self) -> String {
+        match self {
+            MemberRole::Builtin(r) => r.as_str().to_string(),
+            MemberRole::Custom { id, .. } => id.to_string(),
+        }
+    }
+}
+
+/// A member's role travels as its name (a built-in role's, or the custom role's).
+impl Serialize for MemberRole {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }
 
@@ -110,6 +197,22 @@ mod tests {
         assert!(Role::Admin.may_grant(Role::Editor));
         assert!(!Role::Editor.may_grant(Role::Admin));
         assert!(!Role::Operator.may_grant(Role::Viewer));
+    }
+
+    #[test]
+    fn a_custom_role_grants_only_within_its_capabilities() {
+        let support = MemberRole::Custom {
+            id: RoleId::new(),
+            name: "support".into(),
+            capabilities: CapabilitySet::of(&[C::Chat, C::ConversationsRead, C::MembersManage]),
+        };
+        assert_eq!(support.name(), "support");
+        assert!(!support.is_owner());
+        assert!(support.holding().may_grant(Holding::of(Role::Member)));
+        assert!(!support.holding().may_grant(Holding::of(Role::Editor)));
+        assert!(!support.holding().may_grant(Holding::of(Role::Owner)));
+        assert!(Holding::of(Role::Admin).may_grant(support.holding()));
+        assert_eq!(MemberRole::Builtin(Role::Viewer).stored(), "viewer");
     }
 
     #[test]

@@ -44,6 +44,27 @@ pub fn domain(s: &str) -> Result<String, ApiError> {
     }
 }
 
+/// A custom role's name: 1 to 40 characters of a-z, 0-9, `-` and `_`, starting with a letter
+/// or digit, and not the name of a built-in role (a role is named by the API either way).
+pub fn role_name(s: &str) -> Result<String, ApiError> {
+    let ok = (1..=40).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+    if !ok {
+        return Err(ApiError::Unprocessable(
+            "name: 1 to 40 characters of a-z, 0-9, '-' and '_', starting with a letter or digit"
+                .into(),
+        ));
+    }
+    if bastion_core::Role::parse(s).is_some() {
+        return Err(ApiError::Unprocessable(format!(
+            "name: {s:?} is a built-in role"
+        )));
+    }
+    Ok(s.to_string())
+}
+
 pub fn display_name(field: &str, s: &str) -> Result<String, ApiError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {

@@ -3,7 +3,7 @@
 
 use crate::scope::{AssistantScope, WorkspaceScope};
 use crate::{now_ms, row, Result, StoreError};
-use bastion_core::{AssistantId, Role, UserId, WorkspaceId};
+use bastion_core::{AssistantId, MemberRole, UserId, WorkspaceId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -120,17 +120,19 @@ impl Assistants<'_> {
     }
 
     /// The assistants `user` is a member of, with their role in each.
-    pub async fn list_for_user(&self, user: UserId) -> Result<Vec<(Assistant, Role)>> {
+    pub async fn list_for_user(&self, user: UserId) -> Result<Vec<(Assistant, MemberRole)>> {
         let sql = format!(
-            "SELECT {COLUMNS}, m.role FROM assistants a JOIN memberships m ON m.assistant_id = a.id \
-             WHERE m.user_id = $1 ORDER BY a.created_at"
+            "SELECT {COLUMNS}, m.role, {} FROM assistants a JOIN memberships m ON m.assistant_id = a.id \
+             {} WHERE m.user_id = $1 ORDER BY a.created_at",
+            row::MEMBER_ROLE_COLUMNS,
+            row::custom_role_join("m"),
         );
         let rows = sqlx::query(&sql)
             .bind(user.to_string())
             .fetch_all(self.pool)
             .await?;
         rows.iter()
-            .map(|r| Ok((assistant(r)?, row::role(r, "role")?)))
+            .map(|r| Ok((assistant(r)?, row::member_role(r, "role")?)))
             .collect()
     }
 

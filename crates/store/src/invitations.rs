@@ -4,7 +4,7 @@
 use crate::scope::AssistantScope;
 use crate::users::normalize_email;
 use crate::{now_ms, row, Result, StoreError};
-use bastion_core::{AssistantId, InvitationId, Role, UserId};
+use bastion_core::{AssistantId, InvitationId, MemberRole, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
@@ -13,7 +13,7 @@ pub struct Invitation {
     pub id: InvitationId,
     pub assistant_id: AssistantId,
     pub email: String,
-    pub role: Role,
+    pub role: MemberRole,
     pub invited_by: UserId,
     pub created_at: i64,
     pub expires_at: i64,
@@ -24,15 +24,24 @@ pub struct Invitations<'a> {
     pub(crate) pool: &'a AnyPool,
 }
 
-const COLUMNS: &str =
-    "id, assistant_id, email, role, invited_by, created_at, expires_at, redeemed_at";
+/// Read through [`select`], which joins the custom role an invitation may offer.
+const COLUMNS: &str = "i.id, i.assistant_id, i.email, i.role, i.invited_by, i.created_at, i.expires_at, i.redeemed_at";
+
+/// `SELECT … FROM invitations i …` with the custom-role join, followed by `filter`.
+fn select(filter: &str) -> String {
+    format!(
+        "SELECT {COLUMNS}, {} FROM invitations i {} {filter}",
+        row::MEMBER_ROLE_COLUMNS,
+        row::custom_role_join("i"),
+    )
+}
 
 fn invitation(r: &AnyRow) -> Result<Invitation> {
     Ok(Invitation {
         id: row::id(r, "id")?,
         assistant_id: row::id(r, "assistant_id")?,
         email: r.try_get("email")?,
-        role: row::role(r, "role")?,
+        role: row::member_role(r, "role")?,
         invited_by: row::id(r, "invited_by")?,
         created_at: r.try_get("created_at")?,
         expires_at: r.try_get("expires_at")?,
@@ -45,7 +54,7 @@ impl Invitations<'_> {
         &self,
         scope: &AssistantScope,
         email: &str,
-        role: Role,
+        role: &MemberRole,
         token_hash: &str,
         ttl_ms: i64,
     ) -> Result<Invitation> {
@@ -54,7 +63,7 @@ impl Invitations<'_> {
             id: InvitationId::new(),
             assistant_id: scope.assistant_id(),
             email: normalize_email(email),
-            role,
+            role: role.clone(),
             invited_by: scope.user_id(),
             created_at: now,
             expires_at: now + ttl_ms,
@@ -67,7 +76,7 @@ impl Invitations<'_> {
         .bind(inv.id.to_string())
         .bind(inv.assistant_id.to_string())
         .bind(&inv.email)
-        .bind(role.as_str())
+        .bind(role.stored())
         .bind(token_hash)
         .bind(inv.invited_by.to_string())
         .bind(now)
@@ -79,8 +88,8 @@ impl Invitations<'_> {
 
     /// Pending (not redeemed, not expired) invitations of the scoped assistant.
     pub async fn list_pending(&self, scope: &AssistantScope) -> Result<Vec<Invitation>> {
-        let sql = format!(
-            "SELECT {COLUMNS} FROM invitations WHERE assistant_id = $1 AND redeemed_at IS NULL AND expires_at > $2 ORDER BY created_at"
+        let sql = select(
+            "WHERE i.assistant_id = $1 AND i.redeemed_at IS NULL AND i.expires_at > $2 ORDER BY i.created_at",
         );
         let rows = sqlx::query(&sql)
             .bind(scope.assistant_id().to_string())
@@ -130,7 +139,7 @@ impl Invitations<'_> {
         if spent.rows_affected() != 1 {
             return Err(StoreError::NotFound);
         }
-        let sql = format!("SELECT {COLUMNS} FROM invitations WHERE token_hash = $1");
+        let sql = select("WHERE i.token_hash = $1");
         let inv = invitation(
             &sqlx::query(&sql)
                 .bind(token_hash)
@@ -163,7 +172,7 @@ impl Invitations<'_> {
         )
         .bind(inv.assistant_id.to_string())
         .bind(user.id.to_string())
-        .bind(inv.role.as_str())
+        .bind(inv.role.stored())
         .bind(now)
         .execute(&mut *tx)
         .await?;

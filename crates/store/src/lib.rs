@@ -15,6 +15,7 @@ pub mod invitations;
 pub mod memberships;
 pub mod mfa;
 pub mod nonces;
+pub mod roles;
 pub mod scope;
 pub mod sessions;
 pub mod users;
@@ -128,6 +129,10 @@ impl Store {
     pub fn identities(&self) -> identities::Identities<'_> {
         identities::Identities { pool: &self.pool }
     }
+    pub fn roles(&self) -> roles::Roles<'_> {
+        roles::Roles { pool: &self.pool }
+    }
+
     pub fn invitations(&self) -> invitations::Invitations<'_> {
         invitations::Invitations { pool: &self.pool }
     }

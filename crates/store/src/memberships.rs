@@ -4,7 +4,7 @@
 use crate::scope::{AssistantScope, Grant};
 use crate::users::normalize_email;
 use crate::{now_ms, row, Result, StoreError};
-use bastion_core::{AssistantId, Role, UserId};
+use bastion_core::{AssistantId, MemberRole, UserId};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Row, Transaction};
 
@@ -12,7 +12,7 @@ use sqlx::{Any, AnyPool, Row, Transaction};
 pub struct Member {
     pub user_id: UserId,
     pub email: String,
-    pub role: Role,
+    pub role: MemberRole,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -25,7 +25,7 @@ fn member(r: &AnyRow) -> Result<Member> {
     Ok(Member {
         user_id: row::id(r, "user_id")?,
         email: r.try_get("email")?,
-        role: row::role(r, "role")?,
+        role: row::member_role(r, "role")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -34,7 +34,7 @@ fn member(r: &AnyRow) -> Result<Member> {
 /// Serializes membership changes of one assistant: a no-op write to its row takes the row
 /// lock on PostgreSQL (and the write lock on SQLite), so two concurrent demotions cannot
 /// both see the other as the remaining owner.
-async fn lock_assistant(tx: &mut Transaction<'_, Any>, id: AssistantId) -> Result<()> {
+pub(crate) async fn lock_assistant(tx: &mut Transaction<'_, Any>, id: AssistantId) -> Result<()> {
     sqlx::query("UPDATE assistants SET updated_at = updated_at WHERE id = $1")
         .bind(id.to_string())
         .execute(&mut **tx)
@@ -53,65 +53,89 @@ async fn other_owners(tx: &mut Transaction<'_, Any>, id: AssistantId, user: User
     Ok(r.try_get("n")?)
 }
 
-async fn current_role(
-    tx: &mut Transaction<'_, Any>,
-    id: AssistantId,
-    user: UserId,
-) -> Result<Role> {
+/// Whether `user` is an owner of the assistant; `NotFound` when not a member.
+async fn is_owner(tx: &mut Transaction<'_, Any>, id: AssistantId, user: UserId) -> Result<bool> {
     let r = sqlx::query("SELECT role FROM memberships WHERE assistant_id = $1 AND user_id = $2")
         .bind(id.to_string())
         .bind(user.to_string())
         .fetch_optional(&mut **tx)
         .await?
         .ok_or(StoreError::NotFound)?;
-    row::role(&r, "role")
+    Ok(r.try_get::<String, _>("role")? == "owner")
+}
+
+/// Refuses a custom role that is not the assistant's (the handler resolved it in scope; this
+/// keeps the row consistent even if the role was deleted in between).
+async fn check_role_exists(
+    tx: &mut Transaction<'_, Any>,
+    id: AssistantId,
+    role: &MemberRole,
+) -> Result<()> {
+    if let MemberRole::Custom { id: role_id, .. } = role {
+        sqlx::query("SELECT id FROM assistant_roles WHERE id = $1 AND assistant_id = $2")
+            .bind(role_id.to_string())
+            .bind(id.to_string())
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NotFound)?;
+    }
+    Ok(())
 }
 
 impl Memberships<'_> {
     /// The user's membership of an assistant, if any: the input to authorization.
     pub async fn grant(&self, user: UserId, assistant: AssistantId) -> Result<Option<Grant>> {
-        let r = sqlx::query(
-            "SELECT m.role, a.workspace_id, w.require_mfa FROM memberships m \
+        let sql = format!(
+            "SELECT m.role, {}, a.workspace_id, w.require_mfa FROM memberships m \
              JOIN assistants a ON a.id = m.assistant_id JOIN workspaces w ON w.id = a.workspace_id \
-             WHERE m.assistant_id = $1 AND m.user_id = $2",
-        )
-        .bind(assistant.to_string())
-        .bind(user.to_string())
-        .fetch_optional(self.pool)
-        .await?;
+             {} WHERE m.assistant_id = $1 AND m.user_id = $2",
+            row::MEMBER_ROLE_COLUMNS,
+            row::custom_role_join("m"),
+        );
+        let r = sqlx::query(&sql)
+            .bind(assistant.to_string())
+            .bind(user.to_string())
+            .fetch_optional(self.pool)
+            .await?;
         match r {
             None => Ok(None),
             Some(r) => Ok(Some(Grant {
                 user_id: user,
                 assistant_id: assistant,
                 workspace_id: row::id(&r, "workspace_id")?,
-                role: row::role(&r, "role")?,
+                role: row::member_role(&r, "role")?,
                 require_mfa: r.try_get::<i64, _>("require_mfa")? != 0,
             })),
         }
     }
 
     pub async fn list(&self, scope: &AssistantScope) -> Result<Vec<Member>> {
-        let rows = sqlx::query(
-            "SELECT m.user_id, u.email, m.role, m.created_at, m.updated_at FROM memberships m \
-             JOIN users u ON u.id = m.user_id WHERE m.assistant_id = $1 ORDER BY m.created_at",
-        )
-        .bind(scope.assistant_id().to_string())
-        .fetch_all(self.pool)
-        .await?;
+        let sql = format!(
+            "SELECT m.user_id, u.email, m.role, {}, m.created_at, m.updated_at FROM memberships m \
+             JOIN users u ON u.id = m.user_id {} WHERE m.assistant_id = $1 ORDER BY m.created_at",
+            row::MEMBER_ROLE_COLUMNS,
+            row::custom_role_join("m"),
+        );
+        let rows = sqlx::query(&sql)
+            .bind(scope.assistant_id().to_string())
+            .fetch_all(self.pool)
+            .await?;
         rows.iter().map(member).collect()
     }
 
     pub async fn get(&self, scope: &AssistantScope, user: UserId) -> Result<Member> {
-        let r = sqlx::query(
-            "SELECT m.user_id, u.email, m.role, m.created_at, m.updated_at FROM memberships m \
-             JOIN users u ON u.id = m.user_id WHERE m.assistant_id = $1 AND m.user_id = $2",
-        )
-        .bind(scope.assistant_id().to_string())
-        .bind(user.to_string())
-        .fetch_optional(self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
+        let sql = format!(
+            "SELECT m.user_id, u.email, m.role, {}, m.created_at, m.updated_at FROM memberships m \
+             JOIN users u ON u.id = m.user_id {} WHERE m.assistant_id = $1 AND m.user_id = $2",
+            row::MEMBER_ROLE_COLUMNS,
+            row::custom_role_join("m"),
+        );
+        let r = sqlx::query(&sql)
+            .bind(scope.assistant_id().to_string())
+            .bind(user.to_string())
+            .fetch_optional(self.pool)
+            .await?
+            .ok_or(StoreError::NotFound)?;
         member(&r)
     }
 
@@ -120,7 +144,7 @@ impl Memberships<'_> {
         &self,
         scope: &AssistantScope,
         email: &str,
-        role: Role,
+        role: &MemberRole,
     ) -> Result<Member> {
         let u = sqlx::query("SELECT id FROM users WHERE email = $1")
             .bind(normalize_email(email))
@@ -132,18 +156,22 @@ impl Memberships<'_> {
         self.get(scope, user).await
     }
 
-    pub async fn add(&self, scope: &AssistantScope, user: UserId, role: Role) -> Result<()> {
+    pub async fn add(&self, scope: &AssistantScope, user: UserId, role: &MemberRole) -> Result<()> {
         let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        lock_assistant(&mut tx, scope.assistant_id()).await?;
+        check_role_exists(&mut tx, scope.assistant_id(), role).await?;
         sqlx::query(
             "INSERT INTO memberships (assistant_id, user_id, role, created_at, updated_at) VALUES ($1, $2, $3, $4, $4)",
         )
         .bind(scope.assistant_id().to_string())
         .bind(user.to_string())
-        .bind(role.as_str())
+        .bind(role.stored())
         .bind(now)
-        .execute(self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(|e| StoreError::unique_as_conflict(e, "already a member"))?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -152,20 +180,20 @@ impl Memberships<'_> {
         &self,
         scope: &AssistantScope,
         user: UserId,
-        role: Role,
+        role: &MemberRole,
     ) -> Result<Member> {
         let id = scope.assistant_id();
         let mut tx = self.pool.begin().await?;
         lock_assistant(&mut tx, id).await?;
-        let current = current_role(&mut tx, id, user).await?;
-        if current == Role::Owner
-            && role != Role::Owner
+        check_role_exists(&mut tx, id, role).await?;
+        if is_owner(&mut tx, id, user).await?
+            && !role.is_owner()
             && other_owners(&mut tx, id, user).await? == 0
         {
             return Err(StoreError::LastOwner);
         }
         sqlx::query("UPDATE memberships SET role = $1, updated_at = $2 WHERE assistant_id = $3 AND user_id = $4")
-            .bind(role.as_str())
+            .bind(role.stored())
             .bind(now_ms())
             .bind(id.to_string())
             .bind(user.to_string())
@@ -180,8 +208,7 @@ impl Memberships<'_> {
         let id = scope.assistant_id();
         let mut tx = self.pool.begin().await?;
         lock_assistant(&mut tx, id).await?;
-        let current = current_role(&mut tx, id, user).await?;
-        if current == Role::Owner && other_owners(&mut tx, id, user).await? == 0 {
+        if is_owner(&mut tx, id, user).await? && other_owners(&mut tx, id, user).await? == 0 {
             return Err(StoreError::LastOwner);
         }
         sqlx::query("DELETE FROM memberships WHERE assistant_id = $1 AND user_id = $2")

@@ -2,7 +2,9 @@
 //! only way to get one is to ask a [`Grant`] (a membership row this crate loaded) to authorize
 //! an [`Access`] rule. Fields are private and there is no public constructor.
 
-use bastion_core::{Access, AssistantId, Role, UserId, WorkspaceId};
+use bastion_core::{
+    Access, AssistantId, CapabilitySet, Holding, MemberRole, Role, UserId, WorkspaceId,
+};
 
 /// A user's membership of an assistant, as loaded from the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -10,7 +12,7 @@ pub struct Grant {
     pub(crate) user_id: UserId,
     pub(crate) assistant_id: AssistantId,
     pub(crate) workspace_id: WorkspaceId,
-    pub(crate) role: Role,
+    pub(crate) role: MemberRole,
     pub(crate) require_mfa: bool,
 }
 
@@ -22,7 +24,9 @@ fn mfa_required(require_mfa: bool, role: Role) -> bool {
 impl Grant {
     /// Whether this member may act only from a session signed in with a second factor.
     pub fn mfa_required(&self) -> bool {
-        mfa_required(self.require_mfa, self.role)
+        self.role
+            .builtin()
+            .is_some_and(|r| mfa_required(self.require_mfa, r))
     }
     pub fn user_id(&self) -> UserId {
         self.user_id
@@ -33,24 +37,40 @@ impl Grant {
     pub fn workspace_id(&self) -> WorkspaceId {
         self.workspace_id
     }
-    pub fn role(&self) -> Role {
-        self.role
+    pub fn role(&self) -> &MemberRole {
+        &self.role
     }
 
     /// The scope for this assistant if the grant satisfies `access`; `None` otherwise,
     /// including for rules that are not about an assistant.
     pub fn authorize(&self, access: Access) -> Option<AssistantScope> {
+        self.authorize_within(access, CapabilitySet::all(), true)
+    }
+
+    /// As [`Grant::authorize`], for a credential narrowed to `limit` (a scoped token): the
+    /// capabilities are those of the role within `limit`, and owner-only rules hold only
+    /// when `owner_allowed`.
+    pub fn authorize_within(
+        &self,
+        access: Access,
+        limit: CapabilitySet,
+        owner_allowed: bool,
+    ) -> Option<AssistantScope> {
+        let holding = Holding {
+            capabilities: self.role.capabilities().intersection(limit),
+            owner: self.role.is_owner() && owner_allowed,
+        };
         let allowed = match access {
             Access::AssistantMember => true,
-            Access::Assistant(cap) => self.role.capabilities().contains(cap),
-            Access::AssistantOwner => self.role == Role::Owner,
+            Access::Assistant(cap) => holding.capabilities.contains(cap),
+            Access::AssistantOwner => holding.owner,
             _ => false,
         };
         allowed.then_some(AssistantScope {
             assistant_id: self.assistant_id,
             workspace_id: self.workspace_id,
             user_id: self.user_id,
-            role: self.role,
+            holding,
         })
     }
 }
@@ -61,7 +81,7 @@ pub struct AssistantScope {
     assistant_id: AssistantId,
     workspace_id: WorkspaceId,
     user_id: UserId,
-    role: Role,
+    holding: Holding,
 }
 
 impl AssistantScope {
@@ -74,8 +94,9 @@ impl AssistantScope {
     pub fn user_id(&self) -> UserId {
         self.user_id
     }
-    pub fn role(&self) -> Role {
-        self.role
+    /// What the principal holds here: what it may grant, and what it may see.
+    pub fn holding(&self) -> Holding {
+        self.holding
     }
 }
 
@@ -145,7 +166,7 @@ mod tests {
             user_id: UserId::new(),
             assistant_id: AssistantId::new(),
             workspace_id: WorkspaceId::new(),
-            role,
+            role: MemberRole::Builtin(role),
             require_mfa: false,
         }
     }
@@ -179,6 +200,28 @@ mod tests {
         assert!(grant(Role::Owner)
             .authorize(Access::AssistantOwner)
             .is_some());
+    }
+
+    #[test]
+    fn a_narrowed_grant_holds_only_the_intersection_and_no_ownership() {
+        let owner = grant(Role::Owner);
+        let limit = CapabilitySet::of(&[Capability::Chat, Capability::TracesRead]);
+        let scope = owner
+            .authorize_within(Access::Assistant(Capability::Chat), limit, false)
+            .expect("chat is within the limit");
+        assert_eq!(scope.holding().capabilities, limit);
+        assert!(!scope.holding().owner);
+        assert!(owner
+            .authorize_within(Access::Assistant(Capability::MembersManage), limit, false)
+            .is_none());
+        assert!(owner
+            .authorize_within(Access::AssistantOwner, limit, false)
+            .is_none());
+        // A limit wider than the role adds nothing.
+        let member = grant(Role::Member);
+        assert!(member
+            .authorize_within(Access::Assistant(Capability::TracesRead), limit, false)
+            .is_none());
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod init;
+pub mod routes;
 pub mod serve;
 pub mod sessions;
 pub mod users;

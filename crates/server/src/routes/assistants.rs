@@ -10,7 +10,7 @@ use crate::validate;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use bastion_core::{Capability, Role};
+use bastion_core::Capability;
 use bastion_store::assistants::AssistantPatch;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -28,7 +28,8 @@ pub struct AssistantUpdate {
 pub struct MyAssistant {
     #[serde(flatten)]
     pub assistant: AssistantView,
-    pub role: Role,
+    /// A built-in role or the name of a custom role.
+    pub role: String,
     pub capabilities: Vec<Capability>,
 }
 
@@ -48,7 +49,7 @@ pub async fn list(
         rows.iter()
             .map(|(a, role)| MyAssistant {
                 assistant: AssistantView::from(a),
-                role: *role,
+                role: role.name().to_string(),
                 capabilities: role.capabilities().to_vec(),
             })
             .collect(),

@@ -34,7 +34,8 @@ pub struct MeAssistant {
     pub workspace_id: String,
     pub slug: String,
     pub name: String,
-    pub role: Role,
+    /// A built-in role or the name of one of the assistant's custom roles.
+    pub role: String,
     /// What this user may do on this assistant: the Control UI shows only these.
     pub capabilities: Vec<Capability>,
 }
@@ -78,7 +79,7 @@ pub async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Jso
                 workspace_id: a.workspace_id.to_string(),
                 slug: a.slug.clone(),
                 name: a.name.clone(),
-                role: *role,
+                role: role.name().to_string(),
                 capabilities: role.capabilities().to_vec(),
             })
             .collect(),

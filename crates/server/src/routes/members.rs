@@ -1,8 +1,10 @@
 //! Members and invitations of an assistant. Nobody grants a role holding a capability they
-//! lack (ownership only from an owner), and nobody changes a member they could not have made.
+//! lack (ownership only from an owner), and nobody changes a member they could not have made;
+//! each refusal is audited (`escalation.refused`). A role is named by the API: a built-in one
+//! or one of the assistant's custom roles.
 
 use crate::error::{ApiError, ApiResult};
-use crate::events::{self, SUCCESS};
+use crate::events::{self, FAILURE, SUCCESS};
 use crate::flow::{Caller, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
 use crate::routes::views::{InvitationView, MemberView};
@@ -13,7 +15,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bastion_auth::tokens;
-use bastion_core::{InvitationId, Role, UserId};
+use bastion_core::{InvitationId, MemberRole, Role, UserId};
 use bastion_store::StoreError;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -23,13 +25,15 @@ use utoipa::ToSchema;
 #[serde(deny_unknown_fields)]
 pub struct InviteInput {
     pub email: String,
-    pub role: Role,
+    /// A built-in role or the name of one of the assistant's custom roles.
+    pub role: String,
 }
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RoleInput {
-    pub role: Role,
+    /// A built-in role or the name of one of the assistant's custom roles.
+    pub role: String,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -39,15 +43,51 @@ pub struct InvitationCreated {
     pub token: String,
 }
 
-fn ensure_may_grant(at: &InAssistant, role: Role) -> Result<(), ApiError> {
-    if at.scope.role().may_grant(role) {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "your role ({}) cannot grant or change the role {role}",
-            at.scope.role()
-        )))
+/// The role `name` on this assistant: built-in, or one of its custom roles.
+pub(crate) async fn resolve_role(
+    state: &AppState,
+    at: &InAssistant,
+    name: &str,
+) -> ApiResult<MemberRole> {
+    if let Some(r) = Role::parse(name) {
+        return Ok(MemberRole::Builtin(r));
     }
+    match state.store.roles().by_name(&at.scope, name).await? {
+        Some(custom) => Ok(custom.member_role()),
+        None => Err(ApiError::Unprocessable(format!(
+            "role: {name:?} is neither a built-in role nor a custom role of this assistant"
+        ))),
+    }
+}
+
+/// Refuses (and audits) handing out or touching `target` when the caller does not hold
+/// all of it.
+pub(crate) async fn ensure_may_grant(
+    state: &AppState,
+    caller: &Caller,
+    meta: &Meta,
+    at: &InAssistant,
+    target: bastion_core::Holding,
+    what: serde_json::Value,
+) -> ApiResult<()> {
+    if at.scope.holding().may_grant(target) {
+        return Ok(());
+    }
+    state
+        .audit(events::event(
+            at.scope.workspace_id(),
+            events::actor(caller),
+            meta,
+            "escalation.refused",
+            at.scope.assistant_id(),
+            FAILURE,
+            what,
+        ))
+        .await;
+    Err(ApiError::Forbidden(
+        "you cannot grant or change what you do not hold yourself (and ownership only as an owner)"
+            .into(),
+    ))
 }
 
 fn parse_user(id: &str) -> Result<UserId, ApiError> {
@@ -78,13 +118,22 @@ pub async fn invite(
     at: InAssistant,
     ApiJson(input): ApiJson<InviteInput>,
 ) -> ApiResult<Response> {
-    ensure_may_grant(&at, input.role)?;
+    let role = resolve_role(&state, &at, &input.role).await?;
+    ensure_may_grant(
+        &state,
+        &caller,
+        &meta,
+        &at,
+        role.holding(),
+        json!({"invite": input.email, "role": role}),
+    )
+    .await?;
     let email = validate::email(&input.email)?;
     let chain = at.scope.workspace_id();
     match state
         .store
         .memberships()
-        .add_by_email(&at.scope, &email, input.role)
+        .add_by_email(&at.scope, &email, &role)
         .await
     {
         Ok(m) => {
@@ -113,7 +162,7 @@ pub async fn invite(
                 .create(
                     &at.scope,
                     &email,
-                    input.role,
+                    &role,
                     &tokens::token_hash(&token),
                     ttl_ms,
                 )
@@ -154,12 +203,22 @@ pub async fn set_role(
 ) -> ApiResult<Json<MemberView>> {
     let user = parse_user(&user)?;
     let current = state.store.memberships().get(&at.scope, user).await?;
-    ensure_may_grant(&at, current.role)?;
-    ensure_may_grant(&at, input.role)?;
+    let role = resolve_role(&state, &at, &input.role).await?;
+    let what = json!({"user": user.to_string(), "from": current.role, "to": role});
+    ensure_may_grant(
+        &state,
+        &caller,
+        &meta,
+        &at,
+        current.role.holding(),
+        what.clone(),
+    )
+    .await?;
+    ensure_may_grant(&state, &caller, &meta, &at, role.holding(), what).await?;
     let m = state
         .store
         .memberships()
-        .set_role(&at.scope, user, input.role)
+        .set_role(&at.scope, user, &role)
         .await?;
     state.directory.forget_grant(user, at.scope.assistant_id());
     state
@@ -189,7 +248,15 @@ pub async fn remove(
 ) -> ApiResult<StatusCode> {
     let user = parse_user(&user)?;
     let current = state.store.memberships().get(&at.scope, user).await?;
-    ensure_may_grant(&at, current.role)?;
+    ensure_may_grant(
+        &state,
+        &caller,
+        &meta,
+        &at,
+        current.role.holding(),
+        json!({"remove": user.to_string(), "role": current.role}),
+    )
+    .await?;
     state.store.memberships().remove(&at.scope, user).await?;
     state.directory.forget_grant(user, at.scope.assistant_id());
     state

@@ -12,6 +12,7 @@ pub mod members;
 pub mod mfa;
 pub mod oauth;
 pub mod openapi;
+pub mod roles;
 pub mod sessions;
 pub mod views;
 pub mod workspaces;
@@ -246,6 +247,30 @@ fn api(state: AppState) -> Api {
             "/api/v1/assistants/{assistant_id}/members/{user_id}",
             Assistant(C::MembersManage),
             members::remove,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/roles",
+            Assistant(C::MembersManage),
+            roles::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/roles",
+            Assistant(C::MembersManage),
+            roles::create,
+        )
+        .route(
+            M::PATCH,
+            "/api/v1/assistants/{assistant_id}/roles/{role_id}",
+            Assistant(C::MembersManage),
+            roles::update,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/roles/{role_id}",
+            Assistant(C::MembersManage),
+            roles::delete,
         )
         .route(
             M::GET,

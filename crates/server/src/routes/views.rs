@@ -100,7 +100,9 @@ pub struct MemberView {
     #[schema(format = Uuid)]
     pub user_id: String,
     pub email: String,
-    pub role: Role,
+    /// A built-in role (`owner`, `admin`, `editor`, `operator`, `viewer`, `member`) or the
+    /// name of one of the assistant's custom roles.
+    pub role: String,
     pub capabilities: Vec<Capability>,
     pub created_at: String,
     pub updated_at: String,
@@ -111,7 +113,7 @@ impl From<&Member> for MemberView {
         MemberView {
             user_id: m.user_id.to_string(),
             email: m.email.clone(),
-            role: m.role,
+            role: m.role.name().to_string(),
             capabilities: m.role.capabilities().to_vec(),
             created_at: rfc3339(m.created_at),
             updated_at: rfc3339(m.updated_at),
@@ -124,7 +126,8 @@ pub struct InvitationView {
     #[schema(format = Uuid)]
     pub id: String,
     pub email: String,
-    pub role: Role,
+    /// A built-in role or the name of a custom role.
+    pub role: String,
     pub created_at: String,
     pub expires_at: String,
 }
@@ -134,7 +137,7 @@ impl From<&Invitation> for InvitationView {
         InvitationView {
             id: i.id.to_string(),
             email: i.email.clone(),
-            role: i.role,
+            role: i.role.name().to_string(),
             created_at: rfc3339(i.created_at),
             expires_at: rfc3339(i.expires_at),
         }
@@ -341,4 +344,26 @@ pub struct SignupRequest {
 pub struct DeleteAccountRequest {
     /// The account's password, to confirm.
     pub password: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CustomRoleView {
+    #[schema(format = Uuid)]
+    pub id: String,
+    pub name: String,
+    pub capabilities: Vec<Capability>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<&bastion_store::roles::CustomRole> for CustomRoleView {
+    fn from(r: &bastion_store::roles::CustomRole) -> Self {
+        CustomRoleView {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            capabilities: r.capabilities.to_vec(),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        }
+    }
 }

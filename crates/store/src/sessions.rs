@@ -290,3 +290,82 @@ async fn insert_token(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Store;
+    use std::time::Duration;
+
+    async fn on_both(test: impl AsyncFn(&Store)) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sqlite = Store::open(&Store::sqlite_url(dir.path()))
+            .await
+            .expect("open SQLite");
+        test(&sqlite).await;
+        sqlite.close().await;
+        let db = bastion_test_pg::PgDatabase::create().await;
+        let pg = Store::open(&db.url).await.expect("open PostgreSQL");
+        test(&pg).await;
+        pg.close().await;
+    }
+
+    async fn start(store: &Store, idle_ttl_ms: i64, absolute_ttl_ms: i64, first: &str) -> Session {
+        let user = store
+            .users()
+            .create(&format!("{first}@x.test"), "hash", false)
+            .await
+            .expect("user");
+        let new = NewSession {
+            user_id: user.id,
+            method: "password",
+            ip: "127.0.0.1",
+            user_agent: "test",
+            idle_ttl_ms,
+            absolute_ttl_ms,
+        };
+        store.sessions().create(new, first).await.expect("session")
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refresh_token_unused_past_the_idle_expiry_ends() {
+        on_both(async |store: &Store| {
+            start(store, 150, 60_000, "idle-a").await;
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let r = store
+                .sessions()
+                .rotate("idle-a", "idle-b", 150)
+                .await
+                .unwrap();
+            assert!(matches!(r, Rotation::Ended(_)), "{r:?}");
+        })
+        .await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn use_extends_the_idle_expiry_but_never_past_the_absolute_one() {
+        on_both(async |store: &Store| {
+            let first = start(store, 1_000, 1_200, "abs-a").await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let r = store
+                .sessions()
+                .rotate("abs-a", "abs-b", 1_000)
+                .await
+                .unwrap();
+            let Rotation::Rotated(s) = r else {
+                panic!("a use within the idle window: {r:?}")
+            };
+            // Renewed, but capped at the absolute expiry set at sign-in.
+            assert!(s.idle_expires_at > first.idle_expires_at);
+            assert_eq!(s.idle_expires_at, first.absolute_expires_at);
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            let r = store
+                .sessions()
+                .rotate("abs-b", "abs-c", 1_000)
+                .await
+                .unwrap();
+            assert!(matches!(r, Rotation::Ended(_)), "{r:?}");
+        })
+        .await
+    }
+}

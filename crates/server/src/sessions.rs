@@ -73,6 +73,20 @@ pub async fn start(state: &AppState, user: &User, method: &str, meta: &Meta) -> 
 }
 
 /// Access and CSRF tokens for `session`, whose new refresh token is `refresh_token`.
+/// Ends every live session of `user` but `keep`, for `why` (a `sessions::reason`), and
+/// drops the cached sessions so their access tokens stop at once on this node. Returns how
+/// many ended.
+pub async fn end_all(
+    state: &AppState,
+    user: bastion_core::UserId,
+    keep: Option<SessionId>,
+    why: &str,
+) -> ApiResult<u64> {
+    let ended = state.store.sessions().revoke_all(user, keep, why).await?;
+    state.directory.forget_sessions();
+    Ok(ended)
+}
+
 pub fn issue(state: &AppState, session: Session, refresh_token: String) -> ApiResult<Issued> {
     let access_token = state
         .tokens

@@ -7,6 +7,23 @@ use bastion_core::UserId;
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, Row};
 
+/// Inserts a link; `Conflict` when `(provider, subject)` is linked already.
+async fn insert(conn: &mut sqlx::AnyConnection, id: &Identity) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO user_identities (provider, subject, user_id, email, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&id.provider)
+    .bind(&id.subject)
+    .bind(id.user_id.to_string())
+    .bind(&id.email)
+    .bind(id.created_at)
+    .execute(conn)
+    .await
+    .map_err(|e| StoreError::unique_as_conflict(e, TAKEN))?;
+    Ok(())
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
     pub provider: String,
@@ -73,18 +90,7 @@ impl Identities<'_> {
             email: normalize_email(verified_email),
             created_at: now_ms(),
         };
-        sqlx::query(
-            "INSERT INTO user_identities (provider, subject, user_id, email, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id.provider)
-        .bind(&id.subject)
-        .bind(id.user_id.to_string())
-        .bind(&id.email)
-        .bind(id.created_at)
-        .execute(self.pool)
-        .await
-        .map_err(|e| StoreError::unique_as_conflict(e, TAKEN))?;
+        insert(&mut *self.pool.acquire().await?, &id).await?;
         Ok(id)
     }
 
@@ -113,28 +119,8 @@ impl Identities<'_> {
             created_at: now,
         };
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, is_operator, created_at) \
-             VALUES ($1, $2, '', 0, $3)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(user.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::unique_as_conflict(e, "a user with this email exists"))?;
-        sqlx::query(
-            "INSERT INTO user_identities (provider, subject, user_id, email, created_at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(&id.provider)
-        .bind(&id.subject)
-        .bind(id.user_id.to_string())
-        .bind(&id.email)
-        .bind(id.created_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::unique_as_conflict(e, TAKEN))?;
+        crate::users::insert(&mut tx, &user, "").await?;
+        insert(&mut tx, &id).await?;
         tx.commit().await?;
         Ok((user, id))
     }

@@ -152,16 +152,7 @@ impl Invitations<'_> {
             is_operator: false,
             created_at: now,
         };
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, is_operator, created_at) VALUES ($1, $2, $3, 0, $4)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(password_hash)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(|e| StoreError::unique_as_conflict(e, "a user with this email exists"))?;
+        crate::users::insert(&mut tx, &user, password_hash).await?;
         sqlx::query("UPDATE invitations SET redeemed_by = $1 WHERE id = $2")
             .bind(user.id.to_string())
             .bind(inv.id.to_string())

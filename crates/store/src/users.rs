@@ -37,6 +37,27 @@ fn user(r: &AnyRow) -> Result<User> {
     })
 }
 
+/// Inserts `user` with `password_hash` (empty for an account that signs in only through
+/// OAuth), inside whatever transaction the caller holds. `Conflict` when the email is taken.
+pub(crate) async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    user: &User,
+    password_hash: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO users (id, email, password_hash, is_operator, created_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(user.id.to_string())
+    .bind(&user.email)
+    .bind(password_hash)
+    .bind(i64::from(user.is_operator))
+    .bind(user.created_at)
+    .execute(conn)
+    .await
+    .map_err(|e| StoreError::unique_as_conflict(e, "a user with this email exists"))?;
+    Ok(())
+}
+
 impl Users<'_> {
     pub async fn create(
         &self,
@@ -50,17 +71,7 @@ impl Users<'_> {
             is_operator,
             created_at: now_ms(),
         };
-        sqlx::query(
-            "INSERT INTO users (id, email, password_hash, is_operator, created_at) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(user.id.to_string())
-        .bind(&user.email)
-        .bind(password_hash)
-        .bind(i64::from(is_operator))
-        .bind(user.created_at)
-        .execute(self.pool)
-        .await
-        .map_err(|e| StoreError::unique_as_conflict(e, "a user with this email exists"))?;
+        insert(&mut *self.pool.acquire().await?, &user, password_hash).await?;
         Ok(user)
     }
 

@@ -164,12 +164,13 @@ pub async fn disable(
     }
     state.attempts.succeeded(&attempt).await;
     state.store.mfa().disable(caller.user.id).await?;
-    state
-        .store
-        .sessions()
-        .revoke_all(caller.user.id, Some(caller.session), reason::MFA_CHANGED)
-        .await?;
-    state.directory.forget_sessions();
+    crate::sessions::end_all(
+        &state,
+        caller.user.id,
+        Some(caller.session),
+        reason::MFA_CHANGED,
+    )
+    .await?;
     audit(&state, &caller, &meta, "auth.mfa.disable", SUCCESS).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -197,12 +197,8 @@ pub async fn revoke_all(
     caller: Caller,
     meta: Meta,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    let n = state
-        .store
-        .sessions()
-        .revoke_all(caller.user.id, None, reason::SIGN_OUT_EVERYWHERE)
-        .await?;
-    state.directory.forget_sessions();
+    let n =
+        crate::sessions::end_all(&state, caller.user.id, None, reason::SIGN_OUT_EVERYWHERE).await?;
     audit(
         &state,
         &caller,
@@ -256,16 +252,13 @@ pub async fn change_password(
         .users()
         .set_password(caller.user.id, &hash)
         .await?;
-    let ended = state
-        .store
-        .sessions()
-        .revoke_all(
-            caller.user.id,
-            Some(caller.session),
-            reason::PASSWORD_CHANGED,
-        )
-        .await?;
-    state.directory.forget_sessions();
+    let ended = crate::sessions::end_all(
+        &state,
+        caller.user.id,
+        Some(caller.session),
+        reason::PASSWORD_CHANGED,
+    )
+    .await?;
     audit(
         &state,
         &caller,

@@ -22,7 +22,7 @@ impl Roles {
     }
 
     fn path(&self, rest: &str) -> String {
-        format!("/api/v1/assistants/{}{rest}", self.s.tenant.assistant_id)
+        self.s.assistant_path(rest)
     }
 
     async fn create_role(&self, token: &str, name: &str, caps: &[&str]) -> (StatusCode, Value) {
@@ -37,46 +37,13 @@ impl Roles {
 
     /// A new user with `role` on the assistant, signed in.
     async fn member(&self, email: &str, role: &str) -> (String, String) {
-        let id = self.s.add_user(email, false);
-        let (status, body) = self
-            .s
-            .post(
-                &self.path("/members"),
-                &self.owner,
-                json!({"email": email, "role": role}),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        assert_eq!(body["role"], role);
-        (id, self.s.login(email).await)
+        self.s.join(&self.owner, email, role).await
     }
 
     /// `(action, outcome)` of the workspace chain's events, oldest first.
     async fn audit(&self) -> Vec<(String, String)> {
-        let (status, body) = self
-            .s
-            .get(
-                &format!(
-                    "/api/v1/workspaces/{}/audit?limit=200",
-                    self.s.tenant.workspace_id
-                ),
-                &self.owner,
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        let mut events: Vec<(String, String)> = body["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                (
-                    e["action"].as_str().unwrap().to_string(),
-                    e["outcome"].as_str().unwrap().to_string(),
-                )
-            })
-            .collect();
-        events.reverse();
-        events
+        let rows = self.s.audit_rows(&self.owner).await;
+        rows.into_iter().map(|r| (r.action, r.outcome)).collect()
     }
 
     async fn count(&self, action: &str, outcome: &str) -> usize {

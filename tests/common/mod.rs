@@ -2,6 +2,9 @@
 //! for PostgreSQL, a fresh database) on a free port, and drives it over HTTP.
 #![allow(dead_code)]
 
+pub mod openapi;
+pub mod roles;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
@@ -333,6 +336,62 @@ impl Server {
             )
             .await;
         assert_eq!(status, StatusCode::CREATED, "add member {email}: {body}");
+    }
+}
+
+/// One event of an audit log, as the API lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub action: String,
+    pub outcome: String,
+    pub actor: String,
+}
+
+impl Server {
+    /// A path under the tenant's assistant: `rest` is `""` or starts with `/`.
+    pub fn assistant_path(&self, rest: &str) -> String {
+        format!("/api/v1/assistants/{}{rest}", self.tenant.assistant_id)
+    }
+
+    /// The tenant workspace's audit events (the latest 200), oldest first, read as `token`.
+    pub async fn audit_rows(&self, token: &str) -> Vec<AuditRow> {
+        let path = format!(
+            "/api/v1/workspaces/{}/audit?limit=200",
+            self.tenant.workspace_id
+        );
+        let (status, body) = self.get(&path, token).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let text = |e: &Value, k: &str| e[k].as_str().unwrap_or_default().to_string();
+        let mut rows: Vec<AuditRow> = body["items"]
+            .as_array()
+            .expect("audit items")
+            .iter()
+            .map(|e| AuditRow {
+                action: text(e, "action"),
+                outcome: text(e, "outcome"),
+                actor: text(e, "actor"),
+            })
+            .collect();
+        rows.reverse();
+        rows
+    }
+
+    /// A new user given `role` on the tenant's assistant by `owner`, signed in: (id, token).
+    pub async fn join(&self, owner: &str, email: &str, role: &str) -> (String, String) {
+        let id = self.add_user(email, false);
+        self.add_member(owner, &self.tenant.assistant_id, email, role)
+            .await;
+        (id, self.login(email).await)
+    }
+
+    /// A new assistant in the tenant's workspace, created by `token`; its id.
+    pub async fn new_assistant(&self, token: &str, slug: &str) -> String {
+        let path = format!("/api/v1/workspaces/{}/assistants", self.tenant.workspace_id);
+        let (status, body) = self
+            .post(&path, token, json!({"slug": slug, "name": slug}))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().expect("assistant id").to_string()
     }
 }
 

@@ -9,6 +9,7 @@ pub mod nonce;
 pub mod oauth;
 pub mod password;
 pub mod password_policy;
+pub mod rate;
 pub mod seal;
 pub mod shared_redis;
 pub mod signing_key;

@@ -8,7 +8,7 @@
 //! `jwk` headers are never looked at.
 
 use base64::Engine;
-use bastion_core::UserId;
+use bastion_core::{AssistantId, CapabilitySet, UserId};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,8 @@ use std::collections::HashMap;
 
 /// The audience of access tokens for bastion's own API.
 pub const API_AUDIENCE: &str = "bastion-api";
+/// The audience of a scoped token is this prefix and the one assistant it works on.
+pub const ASSISTANT_AUDIENCE_PREFIX: &str = "bastion-assistant:";
 pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 /// MFA challenges: proof that the password step passed, good for the second step only.
 pub const MFA_AUDIENCE: &str = "bastion-mfa";
@@ -37,6 +39,9 @@ pub struct AccessClaims {
     /// The session (sign-in) this token belongs to; revoking it ends the token early.
     pub sid: String,
     pub amr: Vec<String>,
+    /// A scoped token's capabilities (space-separated names); absent on a full token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caps: Option<String>,
     pub iat: i64,
     pub nbf: i64,
     pub exp: i64,
@@ -60,6 +65,15 @@ pub struct VerifiedAccess {
     pub user: UserId,
     pub session: String,
     pub amr: Vec<String>,
+    /// Set on a scoped token: the one assistant it works on and what it may do there.
+    pub scope: Option<TokenScope>,
+}
+
+/// What a scoped token is narrowed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenScope {
+    pub assistant: AssistantId,
+    pub capabilities: CapabilitySet,
 }
 
 impl VerifiedAccess {
@@ -123,6 +137,14 @@ fn validation(issuer: &str, audience: &str) -> Validation {
     v
 }
 
+/// Access tokens carry one of two audiences (the API, or one assistant), which
+/// [`TokenService::verify`] checks itself after decoding; everything else as [`validation`].
+fn access_validation(issuer: &str) -> Validation {
+    let mut v = validation(issuer, API_AUDIENCE);
+    v.validate_aud = false;
+    v
+}
+
 impl TokenService {
     /// `current` signs; `retired` keys only verify, so rotating the signing key logs nobody
     /// out: tokens signed before the rotation work until they expire.
@@ -136,7 +158,7 @@ impl TokenService {
             kid,
             encoding: EncodingKey::from_secret(current),
             decoding,
-            access: validation(issuer, API_AUDIENCE),
+            access: access_validation(issuer),
             challenge: validation(issuer, MFA_AUDIENCE),
             issuer: issuer.to_string(),
             ttl_secs: ttl_secs as i64,
@@ -160,16 +182,44 @@ impl TokenService {
 
     /// An access token for `user` in session `session`, established with methods `amr`.
     pub fn issue(&self, user: UserId, session: &str, amr: &[&str]) -> Result<String, TokenError> {
+        self.issue_access(user, session, amr, None, self.ttl_secs)
+    }
+
+    /// An access token narrowed to one assistant and `capabilities` there, living
+    /// `ttl_secs`. It belongs to the same session, so ending the session ends it too.
+    pub fn issue_scoped(
+        &self,
+        user: UserId,
+        session: &str,
+        amr: &[&str],
+        scope: TokenScope,
+        ttl_secs: i64,
+    ) -> Result<String, TokenError> {
+        self.issue_access(user, session, amr, Some(scope), ttl_secs)
+    }
+
+    fn issue_access(
+        &self,
+        user: UserId,
+        session: &str,
+        amr: &[&str],
+        scope: Option<TokenScope>,
+        ttl_secs: i64,
+    ) -> Result<String, TokenError> {
         let now = now();
         let claims = AccessClaims {
             iss: self.issuer.clone(),
-            aud: API_AUDIENCE.into(),
+            aud: match scope {
+                Some(s) => format!("{ASSISTANT_AUDIENCE_PREFIX}{}", s.assistant),
+                None => API_AUDIENCE.into(),
+            },
             sub: user.to_string(),
             sid: session.to_string(),
             amr: amr.iter().map(|m| m.to_string()).collect(),
+            caps: scope.map(|s| s.capabilities.to_names()),
             iat: now,
             nbf: now,
-            exp: now + self.ttl_secs,
+            exp: now + ttl_secs,
             jti: random_token(""),
         };
         self.sign(ACCESS_TOKEN_TYPE, &claims)
@@ -220,6 +270,7 @@ impl TokenService {
         }
         Ok(VerifiedAccess {
             user: c.sub.parse().map_err(|_| TokenError::Malformed)?,
+            scope: token_scope(&c.aud, c.caps.as_deref())?,
             session: c.sid,
             amr: c.amr,
         })
@@ -232,6 +283,30 @@ impl TokenService {
             .map_err(|e| TokenError::Invalid(format!("{:?}", e.kind())))?;
         data.claims.sub.parse().map_err(|_| TokenError::Malformed)
     }
+}
+
+/// The scope an access token's audience and `caps` claim state. A full token has the API
+/// audience and no `caps`; a scoped one names an assistant and at least one known
+/// capability. Any other combination is refused, never read as the wider of the two.
+fn token_scope(aud: &str, caps: Option<&str>) -> Result<Option<TokenScope>, TokenError> {
+    if aud == API_AUDIENCE {
+        return match caps {
+            None => Ok(None),
+            Some(_) => Err(TokenError::Malformed),
+        };
+    }
+    let assistant = aud
+        .strip_prefix(ASSISTANT_AUDIENCE_PREFIX)
+        .and_then(|id| id.parse::<AssistantId>().ok())
+        .ok_or_else(|| TokenError::Invalid("InvalidAudience".into()))?;
+    let capabilities = caps
+        .and_then(CapabilitySet::from_names)
+        .filter(|c| !c.is_empty())
+        .ok_or(TokenError::Malformed)?;
+    Ok(Some(TokenScope {
+        assistant,
+        capabilities,
+    }))
 }
 
 fn now() -> i64 {
@@ -311,6 +386,43 @@ mod tests {
         assert_eq!(s.verify_mfa_challenge(&challenge).unwrap(), u);
         let access = s.issue(u, "s", &[]).unwrap();
         assert_eq!(s.verify_mfa_challenge(&access), Err(TokenError::WrongType));
+    }
+
+    #[test]
+    fn a_scoped_token_names_its_assistant_and_capabilities() {
+        let s = svc();
+        let u = UserId::new();
+        let scope = TokenScope {
+            assistant: AssistantId::new(),
+            capabilities: CapabilitySet::of(&[bastion_core::Capability::Chat]),
+        };
+        let t = s.issue_scoped(u, "s", &[AMR_PASSWORD], scope, 60).unwrap();
+        let v = s.verify(&t).unwrap();
+        assert_eq!(v.scope, Some(scope));
+        assert_eq!(
+            s.verify(&s.issue(u, "s", &[]).unwrap()).unwrap().scope,
+            None
+        );
+    }
+
+    #[test]
+    fn audience_and_caps_must_agree() {
+        assert_eq!(token_scope(API_AUDIENCE, None), Ok(None));
+        // Capabilities on a full token, or none on a scoped one: refused, not guessed.
+        assert_eq!(
+            token_scope(API_AUDIENCE, Some("chat")),
+            Err(TokenError::Malformed)
+        );
+        let aud = format!("{ASSISTANT_AUDIENCE_PREFIX}{}", AssistantId::new());
+        assert_eq!(token_scope(&aud, None), Err(TokenError::Malformed));
+        assert_eq!(token_scope(&aud, Some("")), Err(TokenError::Malformed));
+        assert_eq!(
+            token_scope(&aud, Some("chat root")),
+            Err(TokenError::Malformed)
+        );
+        assert!(token_scope(&aud, Some("chat")).unwrap().is_some());
+        assert!(token_scope("bastion-mfa", None).is_err());
+        assert!(token_scope("bastion-assistant:nope", Some("chat")).is_err());
     }
 
     #[test]

@@ -64,3 +64,7 @@ id_type!(
     /// A custom role of one assistant.
     RoleId
 );
+id_type!(
+    /// An assistant API key (`bst_…`), for programs.
+    ApiKeyId
+);

@@ -5,9 +5,11 @@
 pub mod access;
 pub mod capability;
 pub mod ids;
+pub mod principal;
 pub mod role;
 
 pub use access::Access;
 pub use capability::{Capability, CapabilitySet};
-pub use ids::{AssistantId, InvitationId, RoleId, SessionId, UserId, WorkspaceId};
+pub use ids::{ApiKeyId, AssistantId, InvitationId, RoleId, SessionId, UserId, WorkspaceId};
+pub use principal::Principal;
 pub use role::{Holding, MemberRole, Role};

@@ -3,11 +3,11 @@
 //! `cache_ttl_secs`, and every change made through this node invalidates them at once.
 //! Other nodes see a change within the TTL (cross-node invalidation arrives with Redis).
 
-use bastion_core::{AssistantId, SessionId, UserId, WorkspaceId};
+use bastion_core::{ApiKeyId, AssistantId, SessionId, UserId, WorkspaceId};
 use bastion_store::assistants::Assistant;
 use bastion_store::sessions::Session;
 use bastion_store::users::User;
-use bastion_store::{Grant, Store, StoreError, WorkspaceGrant};
+use bastion_store::{Grant, KeyGrant, Store, StoreError, WorkspaceGrant};
 use moka::sync::Cache;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,7 +21,15 @@ pub struct Directory {
     workspace_grants: Cache<(UserId, WorkspaceId), Option<WorkspaceGrant>>,
     users: Cache<UserId, Option<Arc<User>>>,
     sessions: Cache<SessionId, Option<Arc<Session>>>,
+    /// Live API keys by hash. Unknown hashes are not cached: guessed keys must not push
+    /// real ones out.
+    api_keys: Cache<String, Arc<KeyGrant>>,
+    /// Keys whose last use was written recently: at most one write per key a minute.
+    key_uses: Cache<ApiKeyId, ()>,
 }
+
+/// How often a key's `last_used_at` is written at most.
+const KEY_USE_RESOLUTION: Duration = Duration::from_secs(60);
 
 fn cache<K, V>(ttl: Duration) -> Cache<K, V>
 where
@@ -45,7 +53,46 @@ impl Directory {
             workspace_grants: cache(ttl),
             users: cache(ttl),
             sessions: cache(ttl),
+            api_keys: cache(ttl),
+            key_uses: cache(KEY_USE_RESOLUTION),
         }
+    }
+
+    /// The live API key with this hash.
+    pub async fn api_key(&self, hash: &str) -> Result<Option<Arc<KeyGrant>>, StoreError> {
+        if let Some(hit) = self.api_keys.get(hash) {
+            return Ok(Some(hit));
+        }
+        let found = self
+            .store
+            .api_keys()
+            .grant_by_hash(hash)
+            .await?
+            .map(Arc::new);
+        if let Some(k) = &found {
+            self.api_keys.insert(hash.to_string(), k.clone());
+        }
+        Ok(found)
+    }
+
+    /// Records a key's use in the background, at most once a minute per key, so the
+    /// request never waits on the write.
+    pub fn note_key_use(&self, id: ApiKeyId) {
+        if self.key_uses.contains_key(&id) {
+            return;
+        }
+        self.key_uses.insert(id, ());
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.api_keys().touch(id, bastion_store::now_ms()).await {
+                tracing::warn!(error = %e, key = %id, "could not record an API key's last use");
+            }
+        });
+    }
+
+    /// After a key was revoked: it stops working on this node at once.
+    pub fn forget_api_keys(&self) {
+        self.api_keys.invalidate_all();
     }
 
     pub async fn assistant(&self, id: AssistantId) -> Result<Option<Arc<Assistant>>, StoreError> {
@@ -183,5 +230,6 @@ impl Directory {
         self.workspace_grants.invalidate_all();
         self.users.invalidate_all();
         self.sessions.invalidate_all();
+        self.api_keys.invalidate_all();
     }
 }

@@ -26,6 +26,8 @@ pub enum ApiError {
     MfaRequired,
     #[error("too many failed attempts; try again in {} seconds", .0.as_secs().max(1))]
     TooManyAttempts(std::time::Duration),
+    #[error("request rate limit reached; try again in {} seconds", .0.as_secs().max(1))]
+    RateLimited(std::time::Duration),
     /// An OAuth sign-in that failed; the message says what failed, never a secret.
     #[error(transparent)]
     OAuth(#[from] bastion_auth::oauth::OAuthError),
@@ -77,6 +79,7 @@ impl ApiError {
             Csrf => (StatusCode::FORBIDDEN, "csrf"),
             MfaRequired => (StatusCode::FORBIDDEN, "mfa_required"),
             TooManyAttempts(_) => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             OAuth(e) => {
                 use bastion_auth::oauth::OAuthError as O;
                 match e {
@@ -135,7 +138,7 @@ impl IntoResponse for ApiError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::TooManyAttempts(wait) = &self {
+        if let ApiError::TooManyAttempts(wait) | ApiError::RateLimited(wait) = &self {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(wait.as_secs().max(1)),

@@ -23,6 +23,8 @@ pub struct Inner {
     pub keys: DerivedKeys,
     /// Failed sign-in attempts per account and IP.
     pub attempts: crate::attempts::Attempts,
+    /// Request-rate limits of API keys: Redis across nodes when configured.
+    pub rates: bastion_auth::rate::RateLimiter,
     /// Single-use nonces (OAuth state): Redis when configured, else the store.
     pub nonces: crate::nonces::NonceStore,
     pub directory: Directory,
@@ -69,6 +71,10 @@ impl AppState {
             tokens,
             keys,
             nonces,
+            rates: match &redis {
+                Some(conn) => bastion_auth::rate::RateLimiter::redis(conn.clone(), "bastion:rate:"),
+                None => bastion_auth::rate::RateLimiter::memory(),
+            },
             attempts: crate::attempts::Attempts::new(redis),
             directory,
             metrics,

@@ -58,13 +58,17 @@ impl Invitations<'_> {
         token_hash: &str,
         ttl_ms: i64,
     ) -> Result<Invitation> {
+        // Whom to let in is a person's decision: API keys never hold members.manage.
+        let invited_by = scope
+            .user_id()
+            .ok_or_else(|| StoreError::Invalid("only a person can invite members".into()))?;
         let now = now_ms();
         let inv = Invitation {
             id: InvitationId::new(),
             assistant_id: scope.assistant_id(),
             email: normalize_email(email),
             role: role.clone(),
-            invited_by: scope.user_id(),
+            invited_by,
             created_at: now,
             expires_at: now + ttl_ms,
             redeemed_at: None,

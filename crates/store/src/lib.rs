@@ -6,6 +6,7 @@
 //! [`scope::WorkspaceScope`], and those can only be obtained from a [`scope::Grant`] that this
 //! crate loaded for a user: a handler cannot read another tenant's rows by mistake.
 
+pub mod api_keys;
 pub mod assistants;
 pub mod audit;
 pub mod domains;
@@ -23,6 +24,7 @@ pub mod workspaces;
 
 mod row;
 
+pub use api_keys::KeyGrant;
 pub use error::StoreError;
 pub use scope::{AssistantScope, Grant, WorkspaceGrant, WorkspaceScope};
 
@@ -128,6 +130,9 @@ impl Store {
     }
     pub fn identities(&self) -> identities::Identities<'_> {
         identities::Identities { pool: &self.pool }
+    }
+    pub fn api_keys(&self) -> api_keys::ApiKeys<'_> {
+        api_keys::ApiKeys { pool: &self.pool }
     }
     pub fn roles(&self) -> roles::Roles<'_> {
         roles::Roles { pool: &self.pool }

@@ -3,7 +3,7 @@
 //! an [`Access`] rule. Fields are private and there is no public constructor.
 
 use bastion_core::{
-    Access, AssistantId, CapabilitySet, Holding, MemberRole, Role, UserId, WorkspaceId,
+    Access, AssistantId, CapabilitySet, Holding, MemberRole, Principal, Role, UserId, WorkspaceId,
 };
 
 /// A user's membership of an assistant, as loaded from the store.
@@ -60,6 +60,34 @@ impl Grant {
             capabilities: self.role.capabilities().intersection(limit),
             owner: self.role.is_owner() && owner_allowed,
         };
+        AssistantScope::allowing(
+            access,
+            self.assistant_id,
+            self.workspace_id,
+            Principal::User(self.user_id),
+            holding,
+        )
+    }
+}
+
+/// Proof that the request flow authorized `principal` on `assistant_id`.
+#[derive(Debug, Clone)]
+pub struct AssistantScope {
+    assistant_id: AssistantId,
+    workspace_id: WorkspaceId,
+    principal: Principal,
+    holding: Holding,
+}
+
+impl AssistantScope {
+    /// The scope, when what `principal` holds satisfies the assistant rule `access`.
+    pub(crate) fn allowing(
+        access: Access,
+        assistant_id: AssistantId,
+        workspace_id: WorkspaceId,
+        principal: Principal,
+        holding: Holding,
+    ) -> Option<AssistantScope> {
         let allowed = match access {
             Access::AssistantMember => true,
             Access::Assistant(cap) => holding.capabilities.contains(cap),
@@ -67,32 +95,24 @@ impl Grant {
             _ => false,
         };
         allowed.then_some(AssistantScope {
-            assistant_id: self.assistant_id,
-            workspace_id: self.workspace_id,
-            user_id: self.user_id,
+            assistant_id,
+            workspace_id,
+            principal,
             holding,
         })
     }
-}
-
-/// Proof that the request flow authorized `user_id` on `assistant_id`.
-#[derive(Debug, Clone)]
-pub struct AssistantScope {
-    assistant_id: AssistantId,
-    workspace_id: WorkspaceId,
-    user_id: UserId,
-    holding: Holding,
-}
-
-impl AssistantScope {
     pub fn assistant_id(&self) -> AssistantId {
         self.assistant_id
     }
     pub fn workspace_id(&self) -> WorkspaceId {
         self.workspace_id
     }
-    pub fn user_id(&self) -> UserId {
-        self.user_id
+    pub fn principal(&self) -> Principal {
+        self.principal
+    }
+    /// The person acting, when a person acts (not an API key).
+    pub fn user_id(&self) -> Option<UserId> {
+        self.principal.user()
     }
     /// What the principal holds here: what it may grant, and what it may see.
     pub fn holding(&self) -> Holding {

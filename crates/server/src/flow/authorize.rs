@@ -3,28 +3,69 @@
 //! tenant they belong to without the capability is a 403. In a workspace that requires MFA,
 //! its owners and admins are refused (403 `mfa_required`) from a session signed in without
 //! a second factor, whatever the route.
+//!
+//! Two kinds of credential are bound to one assistant, and work nowhere else (403 on any
+//! route that is not about an assistant):
+//! - a scoped token: the user's live role on its assistant, narrowed to the token's
+//!   capabilities, never ownership; on another assistant it is refused even where the user
+//!   is a member (403; 404 where they are not, as for any credential of theirs);
+//! - an API key: its own capabilities, never ownership, only from its allowed source
+//!   ranges (403) and within its request rate (429); another assistant is a 404.
 
 use crate::error::ApiError;
 use crate::flow::resolve::Target;
-use crate::flow::{Caller, InAssistant, InWorkspace};
+use crate::flow::{Actor, Authenticated, Caller, InAssistant, InWorkspace, Meta};
 use crate::state::AppState;
 use axum::http::Extensions;
+use bastion_auth::rate::RateError;
 use bastion_core::Access;
+use bastion_store::KeyGrant;
+use std::sync::Arc;
 
 pub async fn authorize(
     state: &AppState,
     access: Access,
-    caller: Option<Caller>,
+    principal: Option<Authenticated>,
     target: Target,
+    meta: &Meta,
     ext: &mut Extensions,
 ) -> Result<(), ApiError> {
     if access == Access::Public {
-        if let Some(c) = caller {
+        if let Some(Authenticated::User(c)) = principal {
+            ext.insert(Actor(c.principal()));
             ext.insert(c);
         }
         return Ok(());
     }
-    let caller = caller.ok_or(ApiError::Unauthenticated)?;
+    let principal = principal.ok_or(ApiError::Unauthenticated)?;
+    ext.insert(Actor(principal.principal()));
+    match principal {
+        Authenticated::User(caller) => authorize_user(state, access, caller, target, ext).await,
+        Authenticated::Key(key) => authorize_key(state, access, key, target, meta, ext).await,
+    }
+}
+
+fn bound_to_one_assistant(what: &str) -> ApiError {
+    ApiError::Forbidden(format!("{what} works only on the routes of its assistant"))
+}
+
+fn is_about_an_assistant(access: Access) -> bool {
+    matches!(
+        access,
+        Access::AssistantMember | Access::Assistant(_) | Access::AssistantOwner
+    )
+}
+
+async fn authorize_user(
+    state: &AppState,
+    access: Access,
+    caller: Caller,
+    target: Target,
+    ext: &mut Extensions,
+) -> Result<(), ApiError> {
+    if caller.scope.is_some() && !is_about_an_assistant(access) {
+        return Err(bound_to_one_assistant("a scoped token"));
+    }
     let user = caller.user.id;
     match access {
         Access::Public | Access::Authenticated => {}
@@ -43,7 +84,14 @@ pub async fn authorize(
             if grant.mfa_required() && !caller.mfa {
                 return Err(ApiError::MfaRequired);
             }
-            let scope = grant.authorize(access).ok_or_else(ApiError::forbidden)?;
+            let scope = match caller.scope {
+                None => grant.authorize(access),
+                Some(s) if s.assistant != assistant.id => {
+                    return Err(bound_to_one_assistant("a scoped token"))
+                }
+                Some(s) => grant.authorize_within(access, s.capabilities, false),
+            }
+            .ok_or_else(ApiError::forbidden)?;
             ext.insert(InAssistant { scope, assistant });
         }
         Access::WorkspaceMember | Access::Workspace(_) | Access::WorkspaceOwner => {
@@ -61,5 +109,39 @@ pub async fn authorize(
         }
     }
     ext.insert(caller);
+    Ok(())
+}
+
+async fn authorize_key(
+    state: &AppState,
+    access: Access,
+    key: Arc<KeyGrant>,
+    target: Target,
+    meta: &Meta,
+    ext: &mut Extensions,
+) -> Result<(), ApiError> {
+    if !is_about_an_assistant(access) {
+        return Err(bound_to_one_assistant("an API key"));
+    }
+    let assistant = target
+        .assistant
+        .filter(|a| a.id == key.key().assistant_id)
+        .ok_or(ApiError::NotFound)?;
+    if !key.key().allows_ip(meta.ip) {
+        metrics::counter!("bastion_auth_failures_total", "reason" => "key_source").increment(1);
+        return Err(ApiError::Forbidden(
+            "this API key is not allowed from your address".into(),
+        ));
+    }
+    if let Some(limit) = key.key().rate_limit_per_minute {
+        match state.rates.hit(&key.key().id.to_string(), limit).await {
+            Ok(()) => {}
+            Err(RateError::Limited(wait)) => return Err(ApiError::RateLimited(wait)),
+            Err(RateError::Unavailable(_)) => return Err(ApiError::Unavailable),
+        }
+    }
+    let scope = key.authorize(access).ok_or_else(ApiError::forbidden)?;
+    state.directory.note_key_use(key.key().id);
+    ext.insert(InAssistant { scope, assistant });
     Ok(())
 }

@@ -5,10 +5,11 @@
 use crate::error::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use bastion_core::SessionId;
+use bastion_auth::tokens::TokenScope;
+use bastion_core::{Principal, SessionId};
 use bastion_store::assistants::Assistant;
 use bastion_store::users::User;
-use bastion_store::{AssistantScope, WorkspaceScope};
+use bastion_store::{AssistantScope, KeyGrant, WorkspaceScope};
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -19,9 +20,40 @@ pub struct Caller {
     pub session: SessionId,
     /// The sign-in passed a second factor.
     pub mfa: bool,
+    /// How the sign-in was made (RFC 8176 `amr`), carried into tokens derived from it.
+    pub amr: Vec<String>,
     /// The token came in a cookie (so the CSRF check applied) rather than a header.
     pub via_cookie: bool,
+    /// Set when the token is narrowed to one assistant and some of its capabilities.
+    pub scope: Option<TokenScope>,
 }
+
+impl Caller {
+    pub fn principal(&self) -> Principal {
+        Principal::User(self.user.id)
+    }
+}
+
+/// Who authenticated: a person (full or scoped token) or a program (an API key).
+#[derive(Clone)]
+pub enum Authenticated {
+    User(Caller),
+    Key(Arc<KeyGrant>),
+}
+
+impl Authenticated {
+    pub fn principal(&self) -> Principal {
+        match self {
+            Authenticated::User(c) => c.principal(),
+            Authenticated::Key(k) => Principal::ApiKey(k.key().id),
+        }
+    }
+}
+
+/// The principal of an authorized request, whatever kind it is: what handlers of routes an
+/// API key can reach take (instead of [`Caller`], which only a person's request has).
+#[derive(Clone, Copy, Debug)]
+pub struct Actor(pub Principal);
 
 /// The authorized assistant: its scope (the key to its rows) and its record.
 #[derive(Clone)]
@@ -67,6 +99,7 @@ macro_rules! from_extensions {
 }
 
 from_extensions!(Caller);
+from_extensions!(Actor);
 from_extensions!(InAssistant);
 from_extensions!(InWorkspace);
 from_extensions!(Meta);

@@ -16,7 +16,7 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bastion_core::Access;
-pub use context::{Caller, InAssistant, InWorkspace, ItemParam, Meta};
+pub use context::{Actor, Authenticated, Caller, InAssistant, InWorkspace, ItemParam, Meta};
 use record::Recorded;
 
 /// The per-route state of the gate: the app and the access rule the route declared.
@@ -53,18 +53,26 @@ async fn pass(
     if let Some(a) = &target.assistant {
         recorded.assistant = Some(a.id);
     }
-    // 2. Authenticate the principal.
-    let caller =
-        authenticate::authenticate(state, req.method(), req.headers(), gate.access).await?;
-    if let Some(c) = &caller {
-        recorded.principal = Some(c.user.id);
-    }
-    // 3. Authorize the declared access, producing the tenant scope the handler will use.
     let meta = Meta {
         ip: client_ip::client_ip(&state.settings.trusted_proxies, &req),
         user_agent: user_agent(req.headers()),
     };
-    authorize::authorize(state, gate.access, caller, target, req.extensions_mut()).await?;
+    // 2. Authenticate the principal.
+    let principal =
+        authenticate::authenticate(state, req.method(), req.headers(), gate.access).await?;
+    if let Some(p) = &principal {
+        recorded.principal = Some(p.principal());
+    }
+    // 3. Authorize the declared access, producing the tenant scope the handler will use.
+    authorize::authorize(
+        state,
+        gate.access,
+        principal,
+        target,
+        &meta,
+        req.extensions_mut(),
+    )
+    .await?;
     req.extensions_mut().insert(meta);
     Ok(req)
 }

@@ -4,13 +4,13 @@
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::Response;
-use bastion_core::{AssistantId, UserId};
+use bastion_core::{AssistantId, Principal};
 use std::time::Instant;
 
 /// What the gate learned about a request, carried out on the response for the log line.
 #[derive(Clone, Default, Debug)]
 pub struct Recorded {
-    pub principal: Option<UserId>,
+    pub principal: Option<Principal>,
     pub assistant: Option<AssistantId>,
 }
 
@@ -38,7 +38,7 @@ pub async fn record(req: Request, next: Next) -> Response {
         .unwrap_or_default();
     let principal = recorded
         .principal
-        .map(|u| format!("user:{u}"))
+        .map(|p| p.to_string())
         .unwrap_or_else(|| "anonymous".into());
     let assistant = recorded
         .assistant

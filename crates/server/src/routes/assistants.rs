@@ -2,7 +2,7 @@
 
 use crate::error::ApiResult;
 use crate::events::{self, SUCCESS};
-use crate::flow::{Caller, InAssistant, Meta};
+use crate::flow::{Actor, Caller, InAssistant, Meta};
 use crate::json::ApiJson;
 use crate::routes::views::AssistantView;
 use crate::state::AppState;
@@ -70,7 +70,7 @@ pub async fn get(at: InAssistant) -> Json<AssistantView> {
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ApiJson(input): ApiJson<AssistantUpdate>,
@@ -97,7 +97,7 @@ pub async fn update(
     state
         .audit(events::event(
             a.workspace_id,
-            events::actor(&caller),
+            events::actor(actor.0),
             &meta,
             "assistant.update",
             a.id,
@@ -114,19 +114,18 @@ pub async fn update(
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
 ) -> ApiResult<StatusCode> {
     state.store.assistants().delete(&at.scope).await?;
     state.directory.forget_everything();
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(&caller),
+        .audit(events::on_assistant(
+            &at,
+            actor,
             &meta,
             "assistant.delete",
-            at.scope.assistant_id(),
             SUCCESS,
             json!({"slug": at.assistant.slug}),
         ))

@@ -2,7 +2,7 @@
 
 use crate::error::ApiResult;
 use crate::events::{self, SUCCESS};
-use crate::flow::{Caller, InAssistant, ItemParam, Meta};
+use crate::flow::{Actor, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
 use crate::routes::views::{rfc3339, DomainView};
 use crate::state::AppState;
@@ -45,7 +45,7 @@ pub async fn list(
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn add(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ApiJson(input): ApiJson<DomainInput>,
@@ -64,12 +64,11 @@ pub async fn add(
     let d = state.store.domains().add(&at.scope, &domain).await?;
     state.directory.forget_domain(&domain);
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(&caller),
+        .audit(events::on_assistant(
+            &at,
+            actor,
             &meta,
             "domain.add",
-            at.scope.assistant_id(),
             SUCCESS,
             json!({"domain": domain}),
         ))
@@ -88,7 +87,7 @@ pub async fn add(
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ItemParam(domain): ItemParam,
@@ -97,12 +96,11 @@ pub async fn remove(
     state.store.domains().remove(&at.scope, &domain).await?;
     state.directory.forget_domain(&domain);
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(&caller),
+        .audit(events::on_assistant(
+            &at,
+            actor,
             &meta,
             "domain.remove",
-            at.scope.assistant_id(),
             SUCCESS,
             json!({"domain": domain}),
         ))

@@ -108,7 +108,7 @@ pub async fn delete(
     state
         .audit(events::event(
             PLATFORM_CHAIN,
-            events::actor(&caller),
+            events::actor(caller.principal()),
             &meta,
             "user.delete",
             caller.user.id,

@@ -5,7 +5,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, FAILURE, SUCCESS};
-use crate::flow::{Caller, InAssistant, ItemParam, Meta};
+use crate::flow::{Actor, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
 use crate::routes::views::{InvitationView, MemberView};
 use crate::state::AppState;
@@ -64,7 +64,7 @@ pub(crate) async fn resolve_role(
 /// all of it.
 pub(crate) async fn ensure_may_grant(
     state: &AppState,
-    caller: &Caller,
+    actor: Actor,
     meta: &Meta,
     at: &InAssistant,
     target: bastion_core::Holding,
@@ -74,12 +74,11 @@ pub(crate) async fn ensure_may_grant(
         return Ok(());
     }
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(caller),
+        .audit(events::on_assistant(
+            at,
+            actor,
             meta,
             "escalation.refused",
-            at.scope.assistant_id(),
             FAILURE,
             what,
         ))
@@ -113,7 +112,7 @@ pub async fn list(
         (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn invite(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ApiJson(input): ApiJson<InviteInput>,
@@ -121,7 +120,7 @@ pub async fn invite(
     let role = resolve_role(&state, &at, &input.role).await?;
     ensure_may_grant(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         role.holding(),
@@ -129,7 +128,6 @@ pub async fn invite(
     )
     .await?;
     let email = validate::email(&input.email)?;
-    let chain = at.scope.workspace_id();
     match state
         .store
         .memberships()
@@ -141,12 +139,11 @@ pub async fn invite(
                 .directory
                 .forget_grant(m.user_id, at.scope.assistant_id());
             state
-                .audit(events::event(
-                    chain,
-                    events::actor(&caller),
+                .audit(events::on_assistant(
+                    &at,
+                    actor,
                     &meta,
                     "member.add",
-                    at.scope.assistant_id(),
                     SUCCESS,
                     json!({"user": m.user_id.to_string(), "role": m.role}),
                 ))
@@ -168,12 +165,11 @@ pub async fn invite(
                 )
                 .await?;
             state
-                .audit(events::event(
-                    chain,
-                    events::actor(&caller),
+                .audit(events::on_assistant(
+                    &at,
+                    actor,
                     &meta,
                     "invitation.create",
-                    at.scope.assistant_id(),
                     SUCCESS,
                     json!({"invitation": inv.id.to_string(), "email": email, "role": inv.role}),
                 ))
@@ -195,7 +191,7 @@ pub async fn invite(
         (status = 409, body = crate::error::Problem)))]
 pub async fn set_role(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ItemParam(user): ItemParam,
@@ -207,14 +203,14 @@ pub async fn set_role(
     let what = json!({"user": user.to_string(), "from": current.role, "to": role});
     ensure_may_grant(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         current.role.holding(),
         what.clone(),
     )
     .await?;
-    ensure_may_grant(&state, &caller, &meta, &at, role.holding(), what).await?;
+    ensure_may_grant(&state, actor, &meta, &at, role.holding(), what).await?;
     let m = state
         .store
         .memberships()
@@ -222,12 +218,11 @@ pub async fn set_role(
         .await?;
     state.directory.forget_grant(user, at.scope.assistant_id());
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(&caller),
+        .audit(events::on_assistant(
+            &at,
+            actor,
             &meta,
             "member.role_change",
-            at.scope.assistant_id(),
             SUCCESS,
             json!({"user": user.to_string(), "from": current.role, "to": m.role}),
         ))
@@ -241,7 +236,7 @@ pub async fn set_role(
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ItemParam(user): ItemParam,
@@ -250,7 +245,7 @@ pub async fn remove(
     let current = state.store.memberships().get(&at.scope, user).await?;
     ensure_may_grant(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         current.role.holding(),
@@ -260,12 +255,11 @@ pub async fn remove(
     state.store.memberships().remove(&at.scope, user).await?;
     state.directory.forget_grant(user, at.scope.assistant_id());
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(&caller),
+        .audit(events::on_assistant(
+            &at,
+            actor,
             &meta,
             "member.remove",
-            at.scope.assistant_id(),
             SUCCESS,
             json!({"user": user.to_string(), "role": current.role}),
         ))
@@ -290,7 +284,7 @@ pub async fn list_invitations(
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
 pub async fn revoke_invitation(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ItemParam(id): ItemParam,
@@ -298,12 +292,11 @@ pub async fn revoke_invitation(
     let id: InvitationId = id.parse().map_err(|_| ApiError::NotFound)?;
     state.store.invitations().revoke(&at.scope, id).await?;
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(&caller),
+        .audit(events::on_assistant(
+            &at,
+            actor,
             &meta,
             "invitation.revoke",
-            at.scope.assistant_id(),
             SUCCESS,
             json!({"invitation": id.to_string()}),
         ))

@@ -47,7 +47,7 @@ async fn audit(state: &AppState, caller: &Caller, meta: &Meta, action: &str, out
     state
         .audit(events::event(
             PLATFORM_CHAIN,
-            events::actor(caller),
+            events::actor(caller.principal()),
             meta,
             action,
             &caller.user.email,

@@ -2,6 +2,7 @@
 //! [`Access`] rule and puts the request flow's gate in front of its handler; the same table
 //! is listed by [`route_table`] and checked against the OpenAPI document by a test.
 
+pub mod api_keys;
 pub mod assistants;
 pub mod audit;
 pub mod auth;
@@ -13,6 +14,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod openapi;
 pub mod roles;
+pub mod scoped_tokens;
 pub mod sessions;
 pub mod views;
 pub mod workspaces;
@@ -94,6 +96,12 @@ fn api(state: AppState) -> Api {
             oauth::callback,
         )
         .route(M::POST, "/api/v1/auth/refresh", Public, sessions::refresh)
+        .route(
+            M::POST,
+            "/api/v1/auth/tokens",
+            Authenticated,
+            scoped_tokens::issue,
+        )
         .route(
             M::POST,
             "/api/v1/auth/logout",
@@ -271,6 +279,30 @@ fn api(state: AppState) -> Api {
             "/api/v1/assistants/{assistant_id}/roles/{role_id}",
             Assistant(C::MembersManage),
             roles::delete,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/api-keys",
+            Assistant(C::KeysManage),
+            api_keys::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/api-keys",
+            Assistant(C::KeysManage),
+            api_keys::create,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/api-keys/{key_id}",
+            Assistant(C::KeysManage),
+            api_keys::get,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/api-keys/{key_id}",
+            Assistant(C::KeysManage),
+            api_keys::revoke,
         )
         .route(
             M::GET,

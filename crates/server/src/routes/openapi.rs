@@ -2,8 +2,8 @@
 
 use crate::routes::RouteSpec;
 use crate::routes::{
-    assistants, audit, auth, domains, health, me, members, mfa, oauth, roles, sessions, views,
-    workspaces,
+    api_keys, assistants, audit, auth, domains, health, me, members, mfa, oauth, roles,
+    scoped_tokens, sessions, views, workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -30,6 +30,8 @@ use utoipa::{Modify, OpenApi};
         members::list, members::invite, members::set_role, members::remove,
         members::list_invitations, members::revoke_invitation,
         roles::list, roles::create, roles::update, roles::delete,
+        api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
+        scoped_tokens::issue,
     ),
     components(schemas(crate::error::Problem, views::UserView, bastion_core::Capability, bastion_core::Role)),
     modifiers(&BearerAuth),

@@ -4,7 +4,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::events::{self, SUCCESS};
-use crate::flow::{Caller, InAssistant, ItemParam, Meta};
+use crate::flow::{Actor, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
 use crate::routes::members::ensure_may_grant;
 use crate::routes::views::CustomRoleView;
@@ -57,21 +57,15 @@ fn parse_role_id(id: &str) -> ApiResult<RoleId> {
 
 async fn audit(
     state: &AppState,
-    caller: &Caller,
+    actor: Actor,
     meta: &Meta,
     at: &InAssistant,
     action: &str,
     detail: serde_json::Value,
 ) {
     state
-        .audit(events::event(
-            at.scope.workspace_id(),
-            events::actor(caller),
-            meta,
-            action,
-            at.scope.assistant_id(),
-            SUCCESS,
-            detail,
+        .audit(events::on_assistant(
+            at, actor, meta, action, SUCCESS, detail,
         ))
         .await;
 }
@@ -94,7 +88,7 @@ pub async fn list(
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ApiJson(input): ApiJson<RoleCreate>,
@@ -102,11 +96,11 @@ pub async fn create(
     let name = validate::role_name(&input.name)?;
     let caps = capability_set(&input.capabilities)?;
     let what = json!({"create_role": name, "capabilities": caps.to_vec()});
-    ensure_may_grant(&state, &caller, &meta, &at, holding(caps), what).await?;
+    ensure_may_grant(&state, actor, &meta, &at, holding(caps), what).await?;
     let role = state.store.roles().create(&at.scope, &name, caps).await?;
     audit(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         "role.create",
@@ -124,7 +118,7 @@ pub async fn create(
         (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ItemParam(id): ItemParam,
@@ -142,7 +136,7 @@ pub async fn update(
         "to": caps.map(CapabilitySet::to_vec)});
     ensure_may_grant(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         holding(current.capabilities),
@@ -150,7 +144,7 @@ pub async fn update(
     )
     .await?;
     if let Some(caps) = caps {
-        ensure_may_grant(&state, &caller, &meta, &at, holding(caps), what).await?;
+        ensure_may_grant(&state, actor, &meta, &at, holding(caps), what).await?;
     }
     let role = state
         .store
@@ -161,7 +155,7 @@ pub async fn update(
     state.directory.forget_everything();
     audit(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         "role.update",
@@ -178,7 +172,7 @@ pub async fn update(
     responses((status = 204), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem), (status = 409, body = crate::error::Problem)))]
 pub async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    actor: Actor,
     meta: Meta,
     at: InAssistant,
     ItemParam(id): ItemParam,
@@ -189,7 +183,7 @@ pub async fn delete(
         json!({"delete_role": id.to_string(), "capabilities": current.capabilities.to_vec()});
     ensure_may_grant(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         holding(current.capabilities),
@@ -199,7 +193,7 @@ pub async fn delete(
     state.store.roles().delete(&at.scope, id).await?;
     audit(
         &state,
-        &caller,
+        actor,
         &meta,
         &at,
         "role.delete",

@@ -109,7 +109,7 @@ async fn audit(
     state
         .audit(events::event(
             PLATFORM_CHAIN,
-            events::actor(caller),
+            events::actor(caller.principal()),
             meta,
             action,
             target,
@@ -232,7 +232,7 @@ pub async fn change_password(
         state
             .audit(events::event(
                 PLATFORM_CHAIN,
-                events::actor(&caller),
+                events::actor(caller.principal()),
                 &meta,
                 "auth.password.change",
                 &caller.user.email,

@@ -78,7 +78,7 @@ pub async fn create(
     state
         .audit(events::event(
             ws.id,
-            events::actor(&caller),
+            events::actor(caller.principal()),
             &meta,
             "workspace.create",
             ws.id,
@@ -139,7 +139,7 @@ pub async fn update(
     state
         .audit(events::event(
             w.id,
-            events::actor(&caller),
+            events::actor(caller.principal()),
             &meta,
             "workspace.update",
             w.id,
@@ -166,7 +166,7 @@ pub async fn delete(
     state
         .audit(events::event(
             id,
-            events::actor(&caller),
+            events::actor(caller.principal()),
             &meta,
             "workspace.delete",
             id,
@@ -217,7 +217,7 @@ pub async fn create_assistant(
     state
         .audit(events::event(
             a.workspace_id,
-            events::actor(&caller),
+            events::actor(caller.principal()),
             &meta,
             "assistant.create",
             a.id,

@@ -1,0 +1,518 @@
+//! The route × principal matrix, generated from `GET /openapi.json` (each operation's
+//! `x-bastion-access`): every operation is sent by every kind of principal, and the answer
+//! must be exactly what the access rule implies.
+//!
+//! Principals: an anonymous caller; the owner (also platform operator and workspace owner);
+//! a user of each other built-in role; a user holding a custom role; an assistant API key
+//! and a scoped token, each with a capability subset; and the owner of another workspace.
+//!
+//! Outcomes: a public operation answers every principal as it answers an anonymous one; any
+//! other is 401 without credentials, 404 for a tenant the principal does not belong to, 403
+//! without the capability, and otherwise passes the gate. Passing is proved, not assumed:
+//! a read answers 200; an operation with a body is sent malformed JSON and answers 400 (the
+//! body is read only after the gate); an operation without a body is sent on a fresh item
+//! made for it and answers 2xx. An operation the test does not know how to send fails it,
+//! so a new route is covered (or noticed) the day it is documented.
+
+mod common;
+
+use common::openapi::{fill_path, operations, path_params, Fill, Op, PROBLEM_JSON};
+use common::roles::{holds, ROLES};
+use common::{Backend, Server, OWNER_EMAIL};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+const CUSTOM_ROLE: &[&str] = &["keys.manage", "traces.read", "audit.read"];
+const KEY_CAPS: &[&str] = &["settings.manage", "keys.manage", "traces.read"];
+const SCOPED_CAPS: &[&str] = &["settings.manage", "traces.read"];
+
+#[derive(Clone, Debug)]
+enum Who {
+    Anonymous,
+    /// A user who is a member of the assistant under test.
+    Member {
+        caps: &'static [&'static str],
+        owner: bool,
+    },
+    /// The owner of another workspace (a platform operator, who may create workspaces).
+    Outsider,
+    ApiKey,
+    Scoped,
+}
+
+struct Principal {
+    label: String,
+    who: Who,
+    token: Option<String>,
+    /// The user behind the credential, for fresh sessions.
+    email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Expect {
+    SameAsAnonymous,
+    Pass,
+    Refused(StatusCode),
+}
+
+/// What `access` implies for `who`.
+fn expect(who: &Who, access: &str) -> Expect {
+    use Expect::*;
+    if access == "public" {
+        return SameAsAnonymous;
+    }
+    let assistant_rule = access.strip_prefix("assistant:");
+    let workspace_rule = access.starts_with("workspace:");
+    let bound_caps = match who {
+        Who::Anonymous => return Refused(StatusCode::UNAUTHORIZED),
+        Who::ApiKey => Some(KEY_CAPS),
+        Who::Scoped => Some(SCOPED_CAPS),
+        _ => None,
+    };
+    if let Some(caps) = bound_caps {
+        return match assistant_rule {
+            Some("member") => Pass,
+            Some("owner") | None => Refused(StatusCode::FORBIDDEN),
+            Some(cap) if holds(caps, cap) => Pass,
+            Some(_) => Refused(StatusCode::FORBIDDEN),
+        };
+    }
+    let (caps, owner, operator): (&[&str], bool, bool) = match who {
+        Who::Member { caps, owner } => (caps, *owner, *owner),
+        Who::Outsider => {
+            return match access {
+                "authenticated" | "operator" => Pass,
+                _ => Refused(StatusCode::NOT_FOUND),
+            }
+        }
+        _ => unreachable!(),
+    };
+    match (access, assistant_rule) {
+        ("authenticated", _) => Pass,
+        ("operator", _) if operator => Pass,
+        ("operator", _) => Refused(StatusCode::FORBIDDEN),
+        // Only the owner is a member of the workspace; everyone else is a stranger to it.
+        _ if workspace_rule => {
+            if owner {
+                Pass
+            } else {
+                Refused(StatusCode::NOT_FOUND)
+            }
+        }
+        (_, Some("member")) => Pass,
+        (_, Some("owner")) if owner => Pass,
+        (_, Some("owner")) => Refused(StatusCode::FORBIDDEN),
+        (_, Some(cap)) if holds(caps, cap) => Pass,
+        (_, Some(_)) => Refused(StatusCode::FORBIDDEN),
+        _ => panic!("unknown access rule {access}"),
+    }
+}
+
+/// How an operation without a body is sent without harming the rest of the matrix.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Plan {
+    /// A read.
+    Read,
+    /// Has a body: sent malformed.
+    Malformed,
+    /// Acts on one item, made fresh for each request.
+    FreshItem,
+    /// Ends the session it is sent with: sent with a fresh sign-in of the same user.
+    FreshSession,
+    /// Destroys what the rest of the matrix needs: sent last, in this order.
+    Last(u8),
+    /// Starts something for the caller only (TOTP enrolment).
+    Harmless,
+}
+
+fn plan(op: &Op) -> Plan {
+    if op.body.is_some() {
+        return Plan::Malformed;
+    }
+    if op.method == Method::GET {
+        return Plan::Read;
+    }
+    let item = path_params(&op.path)
+        .iter()
+        .any(|p| p != "assistant_id" && p != "workspace_id");
+    match (op.method.as_str(), op.path.as_str()) {
+        _ if item => Plan::FreshItem,
+        ("POST", "/api/v1/auth/logout") => Plan::FreshSession,
+        ("POST", "/api/v1/auth/mfa/totp") => Plan::Harmless,
+        ("DELETE", "/api/v1/assistants/{assistant_id}") => Plan::Last(0),
+        ("DELETE", "/api/v1/workspaces/{workspace_id}") => Plan::Last(1),
+        ("DELETE", "/api/v1/auth/sessions") => Plan::Last(2),
+        _ => panic!(
+            "{} {}: the route matrix does not know how to send this operation; add it to `plan`",
+            op.method, op.path
+        ),
+    }
+}
+
+struct World {
+    s: Server,
+    owner: String,
+    /// An item of each kind for reads, by path parameter.
+    items: BTreeMap<&'static str, String>,
+    fresh: AtomicUsize,
+}
+
+impl World {
+    fn assistant_path(&self, rest: &str) -> String {
+        format!("/api/v1/assistants/{}{rest}", self.s.tenant.assistant_id)
+    }
+
+    async fn created(&self, path: &str, body: Value) -> Value {
+        let (status, created) = self.s.post(path, &self.owner, body).await;
+        assert!(status.is_success(), "POST {path}: {status} {created}");
+        created
+    }
+
+    fn n(&self) -> usize {
+        self.fresh.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// A new item for `param`, made by the owner (a session of `email` for `session_id`).
+    async fn fresh_item(&self, param: &str, email: Option<&str>) -> String {
+        let n = self.n();
+        match param {
+            "user_id" => {
+                let email = format!("fresh-{n}@tenant-a.test");
+                let id = self.s.add_user(&email, false);
+                self.s
+                    .add_member(&self.owner, &self.s.tenant.assistant_id, &email, "member")
+                    .await;
+                id
+            }
+            "role_id" => {
+                let path = self.assistant_path("/roles");
+                let role = self
+                    .created(
+                        &path,
+                        json!({"name": format!("fresh-{n}"), "capabilities": ["chat"]}),
+                    )
+                    .await;
+                role["id"].as_str().unwrap().to_string()
+            }
+            "domain" => {
+                let domain = format!("fresh-{n}.tenant-a.test");
+                let path = self.assistant_path("/domains");
+                self.created(&path, json!({"domain": domain})).await;
+                domain
+            }
+            "invitation_id" => {
+                let path = self.assistant_path("/members");
+                let body = json!({"email": format!("invitee-{n}@x.test"), "role": "member"});
+                let inv = self.created(&path, body).await;
+                inv["invitation"]["id"].as_str().unwrap().to_string()
+            }
+            "key_id" => {
+                let path = self.assistant_path("/api-keys");
+                let body = json!({"name": format!("fresh-{n}"), "capabilities": ["traces.read"]});
+                let key = self.created(&path, body).await;
+                key["api_key"]["id"].as_str().unwrap().to_string()
+            }
+            "session_id" => match email {
+                Some(e) => self.s.sign_in(e).await["session_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                None => uuid::Uuid::new_v4().to_string(),
+            },
+            other => panic!("the route matrix cannot make a fresh {other}; add it to `fresh_item`"),
+        }
+    }
+
+    fn fill(&self, op: &Op, items: &BTreeMap<&str, String>) -> String {
+        fill_path(&op.path, &|name| match name {
+            "assistant_id" => self.s.tenant.assistant_id.clone(),
+            "workspace_id" => self.s.tenant.workspace_id.clone(),
+            other => items
+                .get(other)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {other} for {}", op.path)),
+        })
+    }
+}
+
+struct Sent {
+    status: StatusCode,
+    content_type: String,
+    body: String,
+}
+
+async fn send(s: &Server, op: &Op, path: &str, token: Option<&str>) -> Sent {
+    let mut req = s.http.request(op.method.clone(), s.url(path));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if op.body.is_some() {
+        req = req
+            .header("content-type", "application/json")
+            .body("{\"malformed\": ");
+    }
+    let res = req.send().await.expect("request");
+    Sent {
+        status: res.status(),
+        content_type: res
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        body: res.text().await.unwrap_or_default(),
+    }
+}
+
+async fn setup(b: Backend) -> (World, Vec<Principal>) {
+    let s = Server::start(b).await;
+    let owner = s.login(OWNER_EMAIL).await;
+    let mut world = World {
+        s,
+        owner: owner.clone(),
+        items: BTreeMap::new(),
+        fresh: AtomicUsize::new(0),
+    };
+    let a = world.s.tenant.assistant_id.clone();
+    // Public sign-in routes: no provider is configured, which every principal sees alike.
+    world.items.insert("provider", "github".into());
+    let mut principals = vec![
+        Principal {
+            label: "anonymous".into(),
+            who: Who::Anonymous,
+            token: None,
+            email: None,
+        },
+        Principal {
+            label: "owner".into(),
+            who: Who::Member {
+                caps: &["*"],
+                owner: true,
+            },
+            token: Some(owner.clone()),
+            email: Some(OWNER_EMAIL.into()),
+        },
+    ];
+    for (role, caps) in ROLES {
+        let email = format!("{role}@tenant-a.test");
+        world.s.add_user(&email, false);
+        world.s.add_member(&owner, &a, &email, role).await;
+        principals.push(Principal {
+            label: role.to_string(),
+            who: Who::Member { caps, owner: false },
+            token: Some(world.s.login(&email).await),
+            email: Some(email),
+        });
+    }
+    world
+        .created(
+            &world.assistant_path("/roles"),
+            json!({"name": "keyholder", "capabilities": CUSTOM_ROLE}),
+        )
+        .await;
+    let email = "keyholder@tenant-a.test".to_string();
+    world.s.add_user(&email, false);
+    world.s.add_member(&owner, &a, &email, "keyholder").await;
+    principals.push(Principal {
+        label: "custom role".into(),
+        who: Who::Member {
+            caps: CUSTOM_ROLE,
+            owner: false,
+        },
+        token: Some(world.s.login(&email).await),
+        email: Some(email),
+    });
+
+    let key = world
+        .created(
+            &world.assistant_path("/api-keys"),
+            json!({"name": "matrix", "capabilities": KEY_CAPS}),
+        )
+        .await;
+    world
+        .items
+        .insert("key_id", key["api_key"]["id"].as_str().unwrap().to_string());
+    principals.push(Principal {
+        label: "API key".into(),
+        who: Who::ApiKey,
+        token: Some(key["key"].as_str().unwrap().to_string()),
+        email: None,
+    });
+
+    // The admin's own sign-in, narrowed: its session is not one the matrix ends.
+    let admin_session = world.s.login("admin@tenant-a.test").await;
+    let (status, scoped) = world
+        .s
+        .post(
+            "/api/v1/auth/tokens",
+            &admin_session,
+            json!({"assistant_id": a, "capabilities": SCOPED_CAPS}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{scoped}");
+    principals.push(Principal {
+        label: "scoped token".into(),
+        who: Who::Scoped,
+        token: Some(scoped["access_token"].as_str().unwrap().to_string()),
+        email: None,
+    });
+
+    let outsider_email = "owner@tenant-b.test";
+    world.s.add_user(outsider_email, true);
+    let outsider = world.s.login(outsider_email).await;
+    let (status, ws) = world
+        .s
+        .post("/api/v1/workspaces", &outsider, json!({"name": "B"}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let (status, asst) = world
+        .s
+        .post(
+            &format!(
+                "/api/v1/workspaces/{}/assistants",
+                ws["id"].as_str().unwrap()
+            ),
+            &outsider,
+            json!({"slug": "tenant-b", "name": "B"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{asst}");
+    principals.push(Principal {
+        label: "other workspace's owner".into(),
+        who: Who::Outsider,
+        token: Some(outsider),
+        email: Some(outsider_email.into()),
+    });
+    (world, principals)
+}
+
+/// What is wrong with `sent` given `expected`, if anything.
+fn judge(
+    expected: Expect,
+    plan: Plan,
+    sent: &Sent,
+    anonymous: Option<StatusCode>,
+) -> Option<String> {
+    let ok = match expected {
+        Expect::SameAsAnonymous => Some(sent.status) == anonymous,
+        Expect::Refused(status) => sent.status == status && sent.content_type == PROBLEM_JSON,
+        Expect::Pass => match plan {
+            Plan::Read => sent.status == StatusCode::OK,
+            Plan::Malformed => sent.status == StatusCode::BAD_REQUEST,
+            _ => sent.status.is_success(),
+        },
+    };
+    (!ok).then(|| {
+        format!(
+            "expected {expected:?} (anonymous got {anonymous:?}), got {} {:?}: {}",
+            sent.status, sent.content_type, sent.body
+        )
+    })
+}
+
+/// The answers so far: what anonymous callers got, how many of each outcome, what failed.
+#[derive(Default)]
+struct Tally {
+    anonymous: BTreeMap<String, StatusCode>,
+    counts: BTreeMap<String, usize>,
+    failures: Vec<String>,
+}
+
+impl Tally {
+    fn record(&mut self, p: &Principal, op: &Op, plan: Plan, path: &str, sent: &Sent) {
+        let expected = expect(&p.who, &op.access);
+        if matches!(p.who, Who::Anonymous) {
+            self.anonymous.insert(op.label(), sent.status);
+        }
+        *self.counts.entry(format!("{expected:?}")).or_default() += 1;
+        let anonymous = self.anonymous.get(&op.label()).copied();
+        if let Some(why) = judge(expected, plan, sent, anonymous) {
+            self.failures
+                .push(format!("{} as {}: {path}: {why}", op.label(), p.label));
+        }
+    }
+}
+
+async fn every_route_answers_every_principal_as_its_rule_says(b: Backend) {
+    let (world, principals) = setup(b).await;
+    let ops = operations(&world.s, &Fill::new()).await;
+    assert!(
+        ops.len() > 40,
+        "the document lists only {} operations",
+        ops.len()
+    );
+    let plans: Vec<Plan> = ops.iter().map(plan).collect();
+
+    let mut tally = Tally::default();
+    let mut last: Vec<(u8, usize, usize)> = Vec::new();
+
+    for (pi, p) in principals.iter().enumerate() {
+        for (oi, op) in ops.iter().enumerate() {
+            if let Plan::Last(rank) = plans[oi] {
+                last.push((rank, pi, oi));
+                continue;
+            }
+            let mut items = world.items.clone();
+            for param in path_params(&op.path) {
+                if param == "assistant_id" || param == "workspace_id" {
+                    continue;
+                }
+                if plans[oi] == Plan::FreshItem || !items.contains_key(param.as_str()) {
+                    let fresh = world.fresh_item(&param, p.email.as_deref()).await;
+                    items.insert(leak(param), fresh);
+                }
+            }
+            let path = world.fill(op, &items);
+            let fresh_session;
+            let token = match (plans[oi], &p.email, &p.who) {
+                (Plan::FreshSession, Some(email), Who::Member { .. } | Who::Outsider) => {
+                    fresh_session = world.s.login(email).await;
+                    Some(fresh_session.as_str())
+                }
+                _ => p.token.as_deref(),
+            };
+            let sent = send(&world.s, op, &path, token).await;
+            tally.record(p, op, plans[oi], &path, &sent);
+        }
+    }
+    // Destructive operations last, principal by principal: credentials that depend on
+    // others (an API key on the assistant, a scoped token on the admin's sign-in) first,
+    // the owner (who alone may delete the tenant) last; each in the order of its rank.
+    last.sort_by_key(|(rank, pi, _)| (last_phase_turn(&principals[*pi]), *pi, *rank));
+    for (_, pi, oi) in last {
+        let (p, op) = (&principals[pi], &ops[oi]);
+        let path = world.fill(op, &world.items);
+        let sent = send(&world.s, op, &path, p.token.as_deref()).await;
+        tally.record(p, op, plans[oi], &path, &sent);
+    }
+    eprintln!(
+        "route matrix on {b:?}: {} operations x {} principals; outcomes {:?}",
+        ops.len(),
+        principals.len(),
+        tally.counts
+    );
+    assert!(
+        tally.failures.is_empty(),
+        "{}",
+        tally.failures.join(
+            "
+"
+        )
+    );
+}
+
+fn last_phase_turn(p: &Principal) -> u8 {
+    match p.who {
+        Who::Anonymous | Who::ApiKey | Who::Scoped => 0,
+        Who::Member { owner: true, .. } => 2,
+        Who::Member { .. } | Who::Outsider => 1,
+    }
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+on_both_backends!(every_route_answers_every_principal_as_its_rule_says);

@@ -15,6 +15,7 @@ pub mod invitations;
 pub mod memberships;
 pub mod mfa;
 pub mod nonces;
+pub mod ownership;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
@@ -131,6 +132,9 @@ impl Store {
     }
     pub fn roles(&self) -> roles::Roles<'_> {
         roles::Roles { pool: &self.pool }
+    }
+    pub fn ownership(&self) -> ownership::Ownership<'_> {
+        ownership::Ownership { pool: &self.pool }
     }
 
     pub fn invitations(&self) -> invitations::Invitations<'_> {

@@ -12,6 +12,7 @@ pub mod members;
 pub mod mfa;
 pub mod oauth;
 pub mod openapi;
+pub mod ownership;
 pub mod roles;
 pub mod sessions;
 pub mod views;
@@ -247,6 +248,30 @@ fn api(state: AppState) -> Api {
             "/api/v1/assistants/{assistant_id}/members/{user_id}",
             Assistant(C::MembersManage),
             members::remove,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer",
+            AssistantOwner,
+            ownership::offer,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer",
+            AssistantOwner,
+            ownership::pending,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer",
+            AssistantOwner,
+            ownership::cancel,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer/accept",
+            AssistantMember,
+            ownership::accept,
         )
         .route(
             M::GET,

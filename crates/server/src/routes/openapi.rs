@@ -2,8 +2,8 @@
 
 use crate::routes::RouteSpec;
 use crate::routes::{
-    assistants, audit, auth, domains, health, me, members, mfa, oauth, roles, sessions, views,
-    workspaces,
+    assistants, audit, auth, domains, health, me, members, mfa, oauth, ownership, roles, sessions,
+    views, workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         domains::list, domains::add, domains::remove,
         members::list, members::invite, members::set_role, members::remove,
         members::list_invitations, members::revoke_invitation,
+        ownership::offer, ownership::pending, ownership::cancel, ownership::accept,
         roles::list, roles::create, roles::update, roles::delete,
     ),
     components(schemas(crate::error::Problem, views::UserView, bastion_core::Capability, bastion_core::Role)),

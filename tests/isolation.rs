@@ -279,7 +279,7 @@ fn role_holds(role: &str, capability: &str) -> bool {
 fn role_passes(role: &str, access: &str) -> bool {
     match access.strip_prefix("assistant:") {
         Some("owner") => role == "owner",
-        Some("member") => true,
+        Some("member") | Some("person") => true,
         Some(capability) => role_holds(role, capability),
         None => panic!("not an assistant rule: {access}"),
     }

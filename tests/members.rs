@@ -199,17 +199,44 @@ async fn the_last_owner_cannot_be_removed_or_demoted(b: Backend) {
         members(&s, &owner).await,
         vec![(OWNER_EMAIL.to_string(), "owner".to_string())]
     );
-    // With a second owner, the first may step down.
-    s.add_user("second@tenant-a.test", false);
+    // Once ownership has passed to someone else (the one way an owner steps down), the
+    // former owner is an admin and may leave; the new owner is now the last one.
+    let second_id = s.add_user("second@tenant-a.test", false);
     s.add_member(
         &owner,
         &s.tenant.assistant_id,
         "second@tenant-a.test",
-        "owner",
+        "member",
     )
     .await;
-    let (status, _) = s.patch(&path, &owner, json!({"role": "admin"})).await;
-    assert_eq!(status, StatusCode::OK);
+    let transfer = format!(
+        "/api/v1/assistants/{}/ownership-transfer",
+        s.tenant.assistant_id
+    );
+    let (status, body) = s
+        .post(&transfer, &owner, json!({"user_id": second_id}))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let second = s.login("second@tenant-a.test").await;
+    let (status, body) = s
+        .call(
+            Method::POST,
+            &format!("{transfer}/accept"),
+            Some(&second),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let second_path = format!(
+        "/api/v1/assistants/{}/members/{second_id}",
+        s.tenant.assistant_id
+    );
+    let (status, body) = s
+        .patch(&second_path, &second, json!({"role": "admin"}))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(s.delete(&second_path, &second).await, StatusCode::CONFLICT);
+    assert_eq!(s.delete(&path, &owner).await, StatusCode::NO_CONTENT);
 }
 
 async fn nobody_grants_more_than_they_hold(b: Backend) {
@@ -221,7 +248,8 @@ async fn nobody_grants_more_than_they_hold(b: Backend) {
         .await;
     let admin = s.login("admin@tenant-a.test").await;
     s.add_user("someone@tenant-a.test", false);
-    // An admin cannot make an owner, nor touch one.
+    // An admin cannot make an owner (nor can anyone by invitation: ownership is
+    // transferred), nor touch one.
     let (status, _) = invite(&s, &admin, "someone@tenant-a.test", "owner").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let owner_path = format!("/api/v1/assistants/{a}/members/{}", s.tenant.owner_id);

@@ -48,6 +48,9 @@ struct Principal {
     token: Option<String>,
     /// The user behind the credential, for fresh sessions.
     email: Option<String>,
+    user_id: Option<String>,
+    /// Their role on the assistant, to restore after an ownership round trip.
+    role: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,7 +77,7 @@ fn expect(who: &Who, access: &str) -> Expect {
     if let Some(caps) = bound_caps {
         return match assistant_rule {
             Some("member") => Pass,
-            Some("owner") | None => Refused(StatusCode::FORBIDDEN),
+            Some("owner") | Some("person") | None => Refused(StatusCode::FORBIDDEN),
             Some(cap) if holds(caps, cap) => Pass,
             Some(_) => Refused(StatusCode::FORBIDDEN),
         };
@@ -101,7 +104,7 @@ fn expect(who: &Who, access: &str) -> Expect {
                 Refused(StatusCode::NOT_FOUND)
             }
         }
-        (_, Some("member")) => Pass,
+        (_, Some("member")) | (_, Some("person")) => Pass,
         (_, Some("owner")) if owner => Pass,
         (_, Some("owner")) => Refused(StatusCode::FORBIDDEN),
         (_, Some(cap)) if holds(caps, cap) => Pass,
@@ -125,7 +128,12 @@ enum Plan {
     Last(u8),
     /// Starts something for the caller only (TOTP enrolment).
     Harmless,
+    /// Needs a state made for it first, and undone after (see `World::before`).
+    Prepared,
 }
+
+const TRANSFER: &str = "/api/v1/assistants/{assistant_id}/ownership-transfer";
+const ACCEPT: &str = "/api/v1/assistants/{assistant_id}/ownership-transfer/accept";
 
 fn plan(op: &Op) -> Plan {
     if op.body.is_some() {
@@ -141,6 +149,7 @@ fn plan(op: &Op) -> Plan {
         _ if item => Plan::FreshItem,
         ("POST", "/api/v1/auth/logout") => Plan::FreshSession,
         ("POST", "/api/v1/auth/mfa/totp") => Plan::Harmless,
+        ("DELETE", TRANSFER) | ("POST", ACCEPT) => Plan::Prepared,
         ("DELETE", "/api/v1/assistants/{assistant_id}") => Plan::Last(0),
         ("DELETE", "/api/v1/workspaces/{workspace_id}") => Plan::Last(1),
         ("DELETE", "/api/v1/auth/sessions") => Plan::Last(2),
@@ -154,6 +163,8 @@ fn plan(op: &Op) -> Plan {
 struct World {
     s: Server,
     owner: String,
+    /// The admin's id and a sign-in of theirs, for ownership round trips.
+    admin: (String, String),
     /// An item of each kind for reads, by path parameter.
     items: BTreeMap<&'static str, String>,
     fresh: AtomicUsize,
@@ -168,6 +179,59 @@ impl World {
         let (status, created) = self.s.post(path, &self.owner, body).await;
         assert!(status.is_success(), "POST {path}: {status} {created}");
         created
+    }
+
+    async fn offer(&self, from: &str, to: &str) {
+        let path = self.assistant_path("/ownership-transfer");
+        let (status, body) = self.s.post(&path, from, json!({"user_id": to})).await;
+        assert_eq!(status, StatusCode::CREATED, "offer: {body}");
+    }
+
+    async fn accept(&self, token: &str) {
+        let path = self.assistant_path("/ownership-transfer/accept");
+        let (status, body) = self.s.post(&path, token, json!({})).await;
+        assert_eq!(status, StatusCode::OK, "accept: {body}");
+    }
+
+    /// Makes the state `op` needs to pass for `p`: a pending offer for reading or
+    /// withdrawing it; an offer to `p` to accept (for the owner: ownership sent away to the
+    /// admin and offered back).
+    async fn before(&self, op: &Op, p: &Principal) {
+        let (admin_id, admin) = (&self.admin.0, &self.admin.1);
+        match (op.method.as_str(), op.path.as_str()) {
+            ("GET" | "DELETE", TRANSFER) => self.offer(&self.owner, admin_id).await,
+            ("POST", ACCEPT) => match (&p.who, &p.user_id) {
+                (Who::Member { owner: true, .. }, Some(owner_id)) => {
+                    self.offer(&self.owner, admin_id).await;
+                    self.accept(admin).await;
+                    self.offer(admin, owner_id).await;
+                }
+                (Who::Member { .. }, Some(id)) => self.offer(&self.owner, id).await,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+
+    /// Undoes what a passed `op` changed: ownership back to the owner, `p`'s role back.
+    async fn after(&self, op: &Op, p: &Principal, sent: &Sent) {
+        let is_accept = op.method == Method::POST && op.path == ACCEPT;
+        let new_owner = match (&p.who, &p.token, &p.user_id, &p.role) {
+            (Who::Member { owner: false, .. }, Some(t), Some(id), Some(role)) => (t, id, role),
+            _ => return,
+        };
+        if !is_accept || !sent.status.is_success() {
+            return;
+        }
+        let (token, id, role) = new_owner;
+        self.offer(token, &self.s.tenant.owner_id).await;
+        self.accept(&self.owner).await;
+        let path = self.assistant_path(&format!("/members/{id}"));
+        let (status, body) = self
+            .s
+            .patch(&path, &self.owner, json!({"role": role}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "restore {role}: {body}");
     }
 
     fn n(&self) -> usize {
@@ -266,64 +330,88 @@ async fn send(s: &Server, op: &Op, path: &str, token: Option<&str>) -> Sent {
     }
 }
 
+impl Principal {
+    fn new(label: &str, who: Who, token: Option<String>) -> Principal {
+        Principal {
+            label: label.into(),
+            who,
+            token,
+            email: None,
+            user_id: None,
+            role: None,
+        }
+    }
+
+    /// A member of the assistant under test with `role`.
+    fn member(
+        label: &str,
+        who: Who,
+        token: String,
+        email: &str,
+        id: &str,
+        role: &str,
+    ) -> Principal {
+        Principal {
+            email: Some(email.into()),
+            user_id: Some(id.into()),
+            role: Some(role.into()),
+            ..Principal::new(label, who, Some(token))
+        }
+    }
+}
+
 async fn setup(b: Backend) -> (World, Vec<Principal>) {
     let s = Server::start(b).await;
     let owner = s.login(OWNER_EMAIL).await;
+    let (admin_id, admin) = s.join(&owner, "admin@tenant-a.test", "admin").await;
     let mut world = World {
         s,
         owner: owner.clone(),
+        admin: (admin_id.clone(), admin.clone()),
         items: BTreeMap::new(),
         fresh: AtomicUsize::new(0),
     };
     let a = world.s.tenant.assistant_id.clone();
     // Public sign-in routes: no provider is configured, which every principal sees alike.
     world.items.insert("provider", "github".into());
+    let owner_id = world.s.tenant.owner_id.clone();
+    let everything = Who::Member {
+        caps: &["*"],
+        owner: true,
+    };
     let mut principals = vec![
-        Principal {
-            label: "anonymous".into(),
-            who: Who::Anonymous,
-            token: None,
-            email: None,
-        },
-        Principal {
-            label: "owner".into(),
-            who: Who::Member {
-                caps: &["*"],
-                owner: true,
-            },
-            token: Some(owner.clone()),
-            email: Some(OWNER_EMAIL.into()),
-        },
+        Principal::new("anonymous", Who::Anonymous, None),
+        Principal::member(
+            "owner",
+            everything,
+            owner.clone(),
+            OWNER_EMAIL,
+            &owner_id,
+            "owner",
+        ),
     ];
-    for (role, caps) in ROLES {
-        let email = format!("{role}@tenant-a.test");
-        world.s.add_user(&email, false);
-        world.s.add_member(&owner, &a, &email, role).await;
-        principals.push(Principal {
-            label: role.to_string(),
-            who: Who::Member { caps, owner: false },
-            token: Some(world.s.login(&email).await),
-            email: Some(email),
-        });
-    }
     world
         .created(
             &world.assistant_path("/roles"),
             json!({"name": "keyholder", "capabilities": CUSTOM_ROLE}),
         )
         .await;
-    let email = "keyholder@tenant-a.test".to_string();
-    world.s.add_user(&email, false);
-    world.s.add_member(&owner, &a, &email, "keyholder").await;
-    principals.push(Principal {
-        label: "custom role".into(),
-        who: Who::Member {
-            caps: CUSTOM_ROLE,
-            owner: false,
-        },
-        token: Some(world.s.login(&email).await),
-        email: Some(email),
-    });
+    let custom: (&str, &[&str]) = ("keyholder", CUSTOM_ROLE);
+    for (role, caps) in ROLES.iter().copied().chain(std::iter::once(custom)) {
+        let email = format!("{role}@tenant-a.test");
+        let (id, token) = if role == "admin" {
+            (admin_id.clone(), world.s.login(&email).await)
+        } else {
+            world.s.join(&owner, &email, role).await
+        };
+        let label = if role == "keyholder" {
+            "custom role"
+        } else {
+            role
+        };
+        let who = Who::Member { caps, owner: false };
+        principals.push(Principal::member(label, who, token, &email, &id, role));
+    }
 
     let key = world
         .created(
@@ -334,30 +422,21 @@ async fn setup(b: Backend) -> (World, Vec<Principal>) {
     world
         .items
         .insert("key_id", key["api_key"]["id"].as_str().unwrap().to_string());
-    principals.push(Principal {
-        label: "API key".into(),
-        who: Who::ApiKey,
-        token: Some(key["key"].as_str().unwrap().to_string()),
-        email: None,
-    });
+    let key = key["key"].as_str().unwrap().to_string();
+    principals.push(Principal::new("API key", Who::ApiKey, Some(key)));
 
     // The admin's own sign-in, narrowed: its session is not one the matrix ends.
-    let admin_session = world.s.login("admin@tenant-a.test").await;
     let (status, scoped) = world
         .s
         .post(
             "/api/v1/auth/tokens",
-            &admin_session,
+            &admin,
             json!({"assistant_id": a, "capabilities": SCOPED_CAPS}),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{scoped}");
-    principals.push(Principal {
-        label: "scoped token".into(),
-        who: Who::Scoped,
-        token: Some(scoped["access_token"].as_str().unwrap().to_string()),
-        email: None,
-    });
+    let scoped = scoped["access_token"].as_str().unwrap().to_string();
+    principals.push(Principal::new("scoped token", Who::Scoped, Some(scoped)));
 
     let outsider_email = "owner@tenant-b.test";
     world.s.add_user(outsider_email, true);
@@ -380,10 +459,8 @@ async fn setup(b: Backend) -> (World, Vec<Principal>) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{asst}");
     principals.push(Principal {
-        label: "other workspace's owner".into(),
-        who: Who::Outsider,
-        token: Some(outsider),
         email: Some(outsider_email.into()),
+        ..Principal::new("other workspace's owner", Who::Outsider, Some(outsider))
     });
     (world, principals)
 }
@@ -473,7 +550,9 @@ async fn every_route_answers_every_principal_as_its_rule_says(b: Backend) {
                 }
                 _ => p.token.as_deref(),
             };
+            world.before(op, p).await;
             let sent = send(&world.s, op, &path, token).await;
+            world.after(op, p, &sent).await;
             tally.record(p, op, plans[oi], &path, &sent);
         }
     }

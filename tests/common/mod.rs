@@ -345,6 +345,7 @@ pub struct AuditRow {
     pub action: String,
     pub outcome: String,
     pub actor: String,
+    pub detail: Value,
 }
 
 impl Server {
@@ -370,6 +371,7 @@ impl Server {
                 action: text(e, "action"),
                 outcome: text(e, "outcome"),
                 actor: text(e, "actor"),
+                detail: e["detail"].clone(),
             })
             .collect();
         rows.reverse();

@@ -13,6 +13,9 @@ pub enum Access {
     Operator,
     /// Any member of the assistant named by the request, whatever their role.
     AssistantMember,
+    /// Any member, in person: with a full sign-in, not an API key or a scoped token (steps
+    /// that widen what the member holds, like accepting ownership).
+    AssistantPerson,
     /// A member of the assistant whose role holds this capability.
     Assistant(Capability),
     /// An owner of the assistant (deleting it, transferring ownership).
@@ -32,6 +35,7 @@ impl fmt::Display for Access {
             Access::Authenticated => f.write_str("authenticated"),
             Access::Operator => f.write_str("operator"),
             Access::AssistantMember => f.write_str("assistant:member"),
+            Access::AssistantPerson => f.write_str("assistant:person"),
             Access::Assistant(c) => write!(f, "assistant:{c}"),
             Access::AssistantOwner => f.write_str("assistant:owner"),
             Access::WorkspaceMember => f.write_str("workspace:member"),

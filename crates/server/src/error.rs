@@ -112,7 +112,13 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => ApiError::NotFound,
             StoreError::Conflict(what) => ApiError::Conflict(what),
             StoreError::LastOwner => ApiError::Conflict(
-                "the last owner cannot be removed or demoted; make someone else owner first".into(),
+                "the last owner cannot be removed or demoted; transfer ownership first".into(),
+            ),
+            StoreError::OfferExpired => ApiError::Conflict(
+                "the ownership offer has expired; an owner can make a new one".into(),
+            ),
+            StoreError::OffererNotOwner => ApiError::Conflict(
+                "the user who offered ownership is no longer an owner; the offer is void".into(),
             ),
             StoreError::Invalid(what) => ApiError::Unprocessable(what),
             other => ApiError::Internal(other.to_string()),

@@ -9,6 +9,10 @@ pub enum StoreError {
     Conflict(String),
     #[error("the last owner cannot be removed or demoted")]
     LastOwner,
+    #[error("the ownership offer has expired")]
+    OfferExpired,
+    #[error("the user who offered ownership is no longer an owner")]
+    OffererNotOwner,
     #[error("invalid: {0}")]
     Invalid(String),
     #[error("stored data is corrupt: {0}")]

@@ -130,10 +130,11 @@ impl Invitations<'_> {
         let email = normalize_email(email);
         let mut tx = self.pool.begin().await?;
         // The conditional update is the single-use check: of two concurrent redemptions,
-        // only one changes the row.
+        // only one changes the row. Ownership is only ever transferred, so an invitation
+        // offering it (possible before transfers existed) is never honoured.
         let spent = sqlx::query(
             "UPDATE invitations SET redeemed_at = $1 WHERE token_hash = $2 AND email = $3 \
-             AND redeemed_at IS NULL AND expires_at > $1",
+             AND redeemed_at IS NULL AND expires_at > $1 AND role <> 'owner'",
         )
         .bind(now)
         .bind(token_hash)

@@ -16,6 +16,7 @@ pub mod invitations;
 pub mod memberships;
 pub mod mfa;
 pub mod nonces;
+pub mod ownership;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
@@ -23,6 +24,8 @@ pub mod users;
 pub mod workspaces;
 
 mod row;
+#[cfg(test)]
+mod testing;
 
 pub use api_keys::KeyGrant;
 pub use error::StoreError;
@@ -136,6 +139,9 @@ impl Store {
     }
     pub fn roles(&self) -> roles::Roles<'_> {
         roles::Roles { pool: &self.pool }
+    }
+    pub fn ownership(&self) -> ownership::Ownership<'_> {
+        ownership::Ownership { pool: &self.pool }
     }
 
     pub fn invitations(&self) -> invitations::Invitations<'_> {

@@ -54,7 +54,11 @@ async fn other_owners(tx: &mut Transaction<'_, Any>, id: AssistantId, user: User
 }
 
 /// Whether `user` is an owner of the assistant; `NotFound` when not a member.
-async fn is_owner(tx: &mut Transaction<'_, Any>, id: AssistantId, user: UserId) -> Result<bool> {
+pub(crate) async fn is_owner(
+    tx: &mut Transaction<'_, Any>,
+    id: AssistantId,
+    user: UserId,
+) -> Result<bool> {
     let r = sqlx::query("SELECT role FROM memberships WHERE assistant_id = $1 AND user_id = $2")
         .bind(id.to_string())
         .bind(user.to_string())
@@ -216,6 +220,15 @@ impl Memberships<'_> {
             .bind(user.to_string())
             .execute(&mut *tx)
             .await?;
+        // An ownership offer to or from someone who left is withdrawn: being added again
+        // later must not revive it.
+        sqlx::query(
+            "DELETE FROM ownership_offers WHERE assistant_id = $1 AND (to_user = $2 OR from_user = $2)",
+        )
+        .bind(id.to_string())
+        .bind(user.to_string())
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -43,21 +43,6 @@ mod tests {
     use crate::{now_ms, Store, StoreError};
     use sqlx::Row;
 
-    async fn on_sqlite(test: impl AsyncFnOnce(&Store)) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
-        let store = Store::open(&url).await.expect("open SQLite");
-        test(&store).await;
-        store.close().await;
-    }
-
-    async fn on_postgres(test: impl AsyncFnOnce(&Store)) {
-        let db = bastion_test_pg::PgDatabase::create().await;
-        let store = Store::open(&db.url).await.expect("open PostgreSQL");
-        test(&store).await;
-        store.close().await;
-    }
-
     async fn a_nonce_is_consumed_once(store: &Store) {
         let later = now_ms() + 60_000;
         let nonces = store.nonces();
@@ -117,24 +102,7 @@ mod tests {
         assert_eq!(wins, 1);
     }
 
-    macro_rules! on_both_engines {
-        ($($name:ident),* $(,)?) => {
-            $(
-                mod $name {
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn sqlite() {
-                        super::on_sqlite(super::$name).await
-                    }
-                    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                    async fn postgres() {
-                        super::on_postgres(super::$name).await
-                    }
-                }
-            )*
-        };
-    }
-
-    on_both_engines!(
+    crate::testing::on_both_engines!(
         a_nonce_is_consumed_once,
         expired_rows_are_purged,
         an_already_expired_nonce_is_refused,

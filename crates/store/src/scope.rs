@@ -48,17 +48,17 @@ impl Grant {
     }
 
     /// As [`Grant::authorize`], for a credential narrowed to `limit` (a scoped token): the
-    /// capabilities are those of the role within `limit`, and owner-only rules hold only
-    /// when `owner_allowed`.
+    /// capabilities are those of the role within `limit`; owner-only and in-person rules
+    /// hold only for a full sign-in (`in_person`).
     pub fn authorize_within(
         &self,
         access: Access,
         limit: CapabilitySet,
-        owner_allowed: bool,
+        in_person: bool,
     ) -> Option<AssistantScope> {
         let holding = Holding {
             capabilities: self.role.capabilities().intersection(limit),
-            owner: self.role.is_owner() && owner_allowed,
+            owner: self.role.is_owner() && in_person,
         };
         AssistantScope::allowing(
             access,
@@ -66,6 +66,7 @@ impl Grant {
             self.workspace_id,
             Principal::User(self.user_id),
             holding,
+            in_person,
         )
     }
 }
@@ -80,16 +81,19 @@ pub struct AssistantScope {
 }
 
 impl AssistantScope {
-    /// The scope, when what `principal` holds satisfies the assistant rule `access`.
+    /// The scope, when what `principal` holds satisfies the assistant rule `access`
+    /// (`in_person`: the credential is a full sign-in of a person).
     pub(crate) fn allowing(
         access: Access,
         assistant_id: AssistantId,
         workspace_id: WorkspaceId,
         principal: Principal,
         holding: Holding,
+        in_person: bool,
     ) -> Option<AssistantScope> {
         let allowed = match access {
             Access::AssistantMember => true,
+            Access::AssistantPerson => in_person,
             Access::Assistant(cap) => holding.capabilities.contains(cap),
             Access::AssistantOwner => holding.owner,
             _ => false,
@@ -237,6 +241,10 @@ mod tests {
         assert!(owner
             .authorize_within(Access::AssistantOwner, limit, false)
             .is_none());
+        assert!(owner
+            .authorize_within(Access::AssistantPerson, limit, false)
+            .is_none());
+        assert!(owner.authorize(Access::AssistantPerson).is_some());
         // A limit wider than the role adds nothing.
         let member = grant(Role::Member);
         assert!(member

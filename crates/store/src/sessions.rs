@@ -298,16 +298,8 @@ mod tests {
     use std::time::Duration;
 
     async fn on_both(test: impl AsyncFn(&Store)) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let sqlite = Store::open(&Store::sqlite_url(dir.path()))
-            .await
-            .expect("open SQLite");
-        test(&sqlite).await;
-        sqlite.close().await;
-        let db = bastion_test_pg::PgDatabase::create().await;
-        let pg = Store::open(&db.url).await.expect("open PostgreSQL");
-        test(&pg).await;
-        pg.close().await;
+        crate::testing::on_sqlite(&test).await;
+        crate::testing::on_postgres(&test).await;
     }
 
     async fn start(store: &Store, idle_ttl_ms: i64, absolute_ttl_ms: i64, first: &str) -> Session {

@@ -7,9 +7,9 @@
 //! Two kinds of credential are bound to one assistant, and work nowhere else (403 on any
 //! route that is not about an assistant):
 //! - a scoped token: the user's live role on its assistant, narrowed to the token's
-//!   capabilities, never ownership; on another assistant it is refused even where the user
+//!   capabilities, never ownership nor in-person steps; on another assistant it is refused even where the user
 //!   is a member (403; 404 where they are not, as for any credential of theirs);
-//! - an API key: its own capabilities, never ownership, only from its allowed source
+//! - an API key: its own capabilities, never ownership nor in-person steps, only from its allowed source
 //!   ranges (403) and within its request rate (429); another assistant is a 404.
 
 use crate::error::ApiError;
@@ -52,7 +52,10 @@ fn bound_to_one_assistant(what: &str) -> ApiError {
 fn is_about_an_assistant(access: Access) -> bool {
     matches!(
         access,
-        Access::AssistantMember | Access::Assistant(_) | Access::AssistantOwner
+        Access::AssistantMember
+            | Access::AssistantPerson
+            | Access::Assistant(_)
+            | Access::AssistantOwner
     )
 }
 
@@ -74,7 +77,10 @@ async fn authorize_user(
                 return Err(ApiError::forbidden());
             }
         }
-        Access::AssistantMember | Access::Assistant(_) | Access::AssistantOwner => {
+        Access::AssistantMember
+        | Access::AssistantPerson
+        | Access::Assistant(_)
+        | Access::AssistantOwner => {
             let assistant = target.assistant.ok_or(ApiError::NotFound)?;
             let grant = state
                 .directory

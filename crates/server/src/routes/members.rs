@@ -60,6 +60,19 @@ pub(crate) async fn resolve_role(
     }
 }
 
+/// Ownership is never granted by an invitation or a role change: an owner offers it and the
+/// member accepts it (`routes/ownership.rs`).
+fn refuse_ownership(at: &InAssistant, role: &MemberRole) -> ApiResult<()> {
+    if !role.is_owner() {
+        return Ok(());
+    }
+    Err(ApiError::Unprocessable(format!(
+        "role: ownership is not granted by an invitation or a role change; an owner offers it \
+         with POST /api/v1/assistants/{}/ownership-transfer and the member accepts it",
+        at.scope.assistant_id()
+    )))
+}
+
 /// Refuses (and audits) handing out or touching `target` when the caller does not hold
 /// all of it.
 pub(crate) async fn ensure_may_grant(
@@ -104,8 +117,9 @@ pub async fn list(
     Ok(Json(rows.iter().map(MemberView::from).collect()))
 }
 
-/// Invites an email with a role. An existing user becomes a member at once (201); otherwise a
-/// single-use, expiring invitation is created and its token shown once (202).
+/// Invites an email with a role (never `owner`: see the ownership transfer). An existing
+/// user becomes a member at once (201); otherwise a single-use, expiring invitation is
+/// created and its token shown once (202).
 #[utoipa::path(post, path = "/api/v1/assistants/{assistant_id}/members", tag = "members", security(("bearer" = [])),
     params(("assistant_id" = String, Path, format = Uuid)), request_body = InviteInput,
     responses((status = 201, body = MemberView), (status = 202, body = InvitationCreated), (status = 403, body = crate::error::Problem),
@@ -127,6 +141,7 @@ pub async fn invite(
         json!({"invite": input.email, "role": role}),
     )
     .await?;
+    refuse_ownership(&at, &role)?;
     let email = validate::email(&input.email)?;
     match state
         .store
@@ -184,11 +199,12 @@ pub async fn invite(
     }
 }
 
-/// Changes a member's role. The last owner cannot be demoted.
+/// Changes a member's role (never to `owner`: see the ownership transfer). The last owner
+/// cannot be demoted.
 #[utoipa::path(patch, path = "/api/v1/assistants/{assistant_id}/members/{user_id}", tag = "members", security(("bearer" = [])),
     params(("assistant_id" = String, Path, format = Uuid), ("user_id" = String, Path, format = Uuid)), request_body = RoleInput,
     responses((status = 200, body = MemberView), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem),
-        (status = 409, body = crate::error::Problem)))]
+        (status = 409, body = crate::error::Problem), (status = 422, body = crate::error::Problem)))]
 pub async fn set_role(
     State(state): State<AppState>,
     actor: Actor,
@@ -211,6 +227,7 @@ pub async fn set_role(
     )
     .await?;
     ensure_may_grant(&state, actor, &meta, &at, role.holding(), what).await?;
+    refuse_ownership(&at, &role)?;
     let m = state
         .store
         .memberships()

@@ -13,6 +13,7 @@ pub mod members;
 pub mod mfa;
 pub mod oauth;
 pub mod openapi;
+pub mod ownership;
 pub mod roles;
 pub mod scoped_tokens;
 pub mod sessions;
@@ -255,6 +256,30 @@ fn api(state: AppState) -> Api {
             "/api/v1/assistants/{assistant_id}/members/{user_id}",
             Assistant(C::MembersManage),
             members::remove,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer",
+            AssistantOwner,
+            ownership::offer,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer",
+            AssistantOwner,
+            ownership::pending,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer",
+            AssistantOwner,
+            ownership::cancel,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/ownership-transfer/accept",
+            AssistantPerson,
+            ownership::accept,
         )
         .route(
             M::GET,

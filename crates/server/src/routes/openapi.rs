@@ -2,7 +2,7 @@
 
 use crate::routes::RouteSpec;
 use crate::routes::{
-    api_keys, assistants, audit, auth, domains, health, me, members, mfa, oauth, roles,
+    api_keys, assistants, audit, auth, domains, health, me, members, mfa, oauth, ownership, roles,
     scoped_tokens, sessions, views, workspaces,
 };
 use crate::state::AppState;
@@ -29,6 +29,7 @@ use utoipa::{Modify, OpenApi};
         domains::list, domains::add, domains::remove,
         members::list, members::invite, members::set_role, members::remove,
         members::list_invitations, members::revoke_invitation,
+        ownership::offer, ownership::pending, ownership::cancel, ownership::accept,
         roles::list, roles::create, roles::update, roles::delete,
         api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
         scoped_tokens::issue,

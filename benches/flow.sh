@@ -96,10 +96,15 @@ login() {
 start_server warn
 token=$(login)
 auth=(-H "Authorization: Bearer $token")
+# An assistant API key allowed what the flow route needs (any capability; settings here).
+key=$(curl -fs "$base/api/v1/assistants/$assistant/api-keys" "${auth[@]}" -H 'content-type: application/json' \
+    -d '{"name":"bench","capabilities":["settings.manage"]}' | sed -n 's/.*"key":"\([^"]*\)".*/\1/p')
+[ -n "$key" ] || { echo "could not create an API key" >&2; exit 1; }
 for round in $(seq 1 "$rounds"); do
-    echo "round $round/$rounds: healthz, flow" >&2
+    echo "round $round/$rounds: healthz, flow, flow (API key)" >&2
     measure healthz "$base/healthz"
     measure flow "$base/api/v1/assistants/$assistant" "${auth[@]}"
+    measure "flow (API key)" "$base/api/v1/assistants/$assistant" -H "Authorization: Bearer $key"
 done
 start_server info
 token=$(login)
@@ -109,7 +114,8 @@ for round in $(seq 1 "$rounds"); do
     measure "healthz+log" "$base/healthz"
     measure "flow+log" "$base/api/v1/assistants/$assistant" "${auth[@]}"
 done
-for name in healthz flow "healthz+log" "flow+log"; do
+cases=(healthz flow "flow (API key)" "healthz+log" "flow+log")
+for name in "${cases[@]}"; do
     for m in rps p50 p99 rss; do
         declare -n series=$m
         series[$name]=$(median "${series[$name]}")
@@ -121,7 +127,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 table=$(
     echo "| case | requests/s | p50 | p99 | server RSS | p99 vs its healthz | req/s vs its healthz |"
     echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
-    for name in healthz flow "healthz+log" "flow+log"; do
+    for name in "${cases[@]}"; do
         base_case=healthz
         [[ $name == *+log ]] && base_case="healthz+log"
         printf '| %s | %s | %s µs | %s µs | %s MiB | %sx | %sx |\n' "$name" "${rps[$name]}" "${p50[$name]}" "${p99[$name]}" \

@@ -139,10 +139,21 @@ async fn a_key_works_only_within_its_capabilities_and_assistant(b: Backend) {
             "{bad}"
         );
     }
+    // A refused write is audited as an attempt, once a minute per key and route however
+    // often it is repeated (here: the delete above, and these); refused reads are not.
+    for _ in 0..3 {
+        let body = json!({"name": "more", "capabilities": ["settings.manage"]});
+        assert_eq!(t.create(&key, body).await.0, StatusCode::FORBIDDEN);
+    }
     let events = t.audit().await;
     assert!(events.iter().any(|(a, o, actor)| a == "assistant.update"
         && o == "success"
         && actor.starts_with("key:")));
+    let denied = events
+        .iter()
+        .filter(|(a, _, actor)| a == "access.denied" && actor.starts_with("key:"))
+        .count();
+    assert_eq!(denied, 2, "{events:?}");
 }
 
 async fn a_revoked_key_stops_at_once(b: Backend) {

@@ -211,6 +211,8 @@ async fn nobody_grants_more_than_they_hold(b: Backend) {
         t.count("escalation.refused", "failure").await,
         refused_before + 3
     );
+    // Those without members.manage were stopped at the gate: audited there, as attempts.
+    assert_eq!(t.count("access.denied", "failure").await, 2);
     // Widening a role one does not fully hold is refused too.
     let (_, roles) = t.s.get(&t.path("/roles"), &t.owner).await;
     let support = roles[0]["id"].as_str().unwrap().to_string();

@@ -559,34 +559,7 @@ mod tests {
     mod redis_backend {
         use super::*;
 
-        /// A unique prefix per test, so tests run in parallel and leave nothing behind.
-        struct Prefix(String);
-
-        impl Prefix {
-            fn new() -> Prefix {
-                Prefix(format!(
-                    "bastion-test:{}:",
-                    hex::encode(rand::random::<[u8; 8]>())
-                ))
-            }
-        }
-
-        impl Drop for Prefix {
-            fn drop(&mut self) {
-                if let Ok(client) = redis::Client::open(crate::shared_redis::TEST_URL) {
-                    if let Ok(mut c) = client.get_connection() {
-                        let keys: Vec<String> = redis::cmd("KEYS")
-                            .arg(format!("{}*", self.0))
-                            .query(&mut c)
-                            .unwrap_or_default();
-                        if !keys.is_empty() {
-                            let _: redis::RedisResult<i64> =
-                                redis::cmd("DEL").arg(keys).query(&mut c);
-                        }
-                    }
-                }
-            }
-        }
+        use crate::shared_redis::TestPrefix as Prefix;
 
         async fn limiter(prefix: &Prefix) -> AttemptLimiter {
             let conn = crate::shared_redis::connect(crate::shared_redis::TEST_URL)

@@ -127,4 +127,44 @@ mod tests {
         }
         r.hit("b", 3).await.expect("another key has its own count");
     }
+
+    mod redis_backend {
+        use super::*;
+        use crate::shared_redis::{connect, relay, TestPrefix, TEST_URL};
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn two_nodes_sharing_redis_count_together() {
+            let p = TestPrefix::new();
+            let node = || async {
+                let conn = connect(TEST_URL).await.expect("Redis at 127.0.0.1:6379");
+                RateLimiter::redis(conn, p.0.clone())
+            };
+            let (a, b) = (node().await, node().await);
+            let (w0, _) = window_now();
+            a.hit("k", 3).await.expect("1");
+            b.hit("k", 3).await.expect("2");
+            a.hit("k", 3).await.expect("3");
+            let fourth = b.hit("k", 3).await;
+            if window_now().0 == w0 {
+                assert!(
+                    matches!(fourth, Err(RateError::Limited(_))),
+                    "requests on both nodes count against one limit: {fourth:?}"
+                );
+            }
+        }
+
+        #[tokio::test]
+        async fn a_redis_outage_refuses_the_request() {
+            let p = TestPrefix::new();
+            let relay = relay::start().await;
+            let conn = connect(&relay.url).await.expect("Redis through the relay");
+            let r = RateLimiter::redis(conn, p.0.clone());
+            r.hit("k", 100).await.expect("counted");
+            relay.cut();
+            assert!(matches!(
+                r.hit("k", 100).await,
+                Err(RateError::Unavailable(_))
+            ));
+        }
+    }
 }

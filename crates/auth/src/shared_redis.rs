@@ -34,6 +34,37 @@ pub(crate) const TEST_URL: &str = "redis://127.0.0.1:6379/";
 
 /// Test support: a TCP relay to the test Redis that can be cut, to see how callers behave
 /// when Redis goes away under them.
+/// A unique key prefix per test, so tests run in parallel and leave nothing behind.
+#[cfg(test)]
+pub(crate) struct TestPrefix(pub String);
+
+#[cfg(test)]
+impl TestPrefix {
+    pub fn new() -> TestPrefix {
+        TestPrefix(format!(
+            "bastion-test:{}:",
+            hex::encode(rand::random::<[u8; 8]>())
+        ))
+    }
+}
+
+#[cfg(test)]
+impl Drop for TestPrefix {
+    fn drop(&mut self) {
+        if let Ok(client) = redis::Client::open(TEST_URL) {
+            if let Ok(mut c) = client.get_connection() {
+                let keys: Vec<String> = redis::cmd("KEYS")
+                    .arg(format!("{}*", self.0))
+                    .query(&mut c)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(keys).query(&mut c);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod relay {
     use tokio::net::{TcpListener, TcpStream};

@@ -418,7 +418,46 @@ mod tests {
         assert_eq!(role_of(store, &f, f.owner).await, "admin");
     }
 
+    /// The recipient deletes their account while accepting: whichever wins, the assistant
+    /// keeps an owner.
+    async fn deleting_the_recipient_while_accepting_leaves_an_owner(store: &Store) {
+        for _ in 0..5 {
+            let f = fixture(store).await;
+            let owner = scope(store, f.assistant, f.owner).await;
+            store
+                .ownership()
+                .offer(&owner, f.editor, 60_000)
+                .await
+                .expect("offer");
+            let editor = scope(store, f.assistant, f.editor).await;
+            let accept = {
+                let (store, editor) = (store.clone(), editor.clone());
+                tokio::spawn(async move { store.ownership().accept(&editor).await.is_ok() })
+            };
+            let delete = {
+                let store = store.clone();
+                tokio::spawn(async move { store.users().delete(f.editor).await })
+            };
+            let (accepted, deleted) = (accept.await.expect("task"), delete.await.expect("task"));
+            let owners: Vec<(String,)> = sqlx::query_as(
+                "SELECT user_id FROM memberships WHERE assistant_id = $1 AND role = 'owner'",
+            )
+            .bind(f.assistant.to_string())
+            .fetch_all(&store.pool)
+            .await
+            .expect("owners");
+            assert_eq!(owners.len(), 1, "accepted {accepted}, deleted {deleted:?}");
+            for table in ["assistants", "workspaces", "users"] {
+                sqlx::query(&format!("DELETE FROM {table}"))
+                    .execute(&store.pool)
+                    .await
+                    .expect("a clean slate for the next round");
+            }
+        }
+    }
+
     crate::testing::on_both_engines!(
+        deleting_the_recipient_while_accepting_leaves_an_owner,
         an_accepted_offer_swaps_owner_and_admin,
         only_the_recipient_can_accept,
         an_expired_offer_is_refused,

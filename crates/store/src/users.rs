@@ -148,6 +148,16 @@ impl Users<'_> {
     /// owner of any assistant or workspace, which would leave it without an owner.
     pub async fn delete(&self, id: UserId) -> Result<()> {
         let mut tx = self.pool.begin().await?;
+        // Lock every assistant this user belongs to, as each membership change does, so a
+        // concurrent demotion or ownership transfer (which may make this user an owner)
+        // cannot leave one without an owner between this check and the delete.
+        sqlx::query(
+            "UPDATE assistants SET updated_at = updated_at WHERE id IN \
+             (SELECT assistant_id FROM memberships WHERE user_id = $1)",
+        )
+        .bind(id.to_string())
+        .execute(&mut *tx)
+        .await?;
         let sole = sqlx::query(
             "SELECT COUNT(*) AS n FROM memberships m WHERE m.user_id = $1 AND m.role = 'owner' \
              AND NOT EXISTS (SELECT 1 FROM memberships o WHERE o.assistant_id = m.assistant_id \

@@ -74,6 +74,9 @@ pub struct Meta {
     pub ip: Option<IpAddr>,
     /// The `User-Agent`, cut to 256 bytes, for the sessions list.
     pub user_agent: String,
+    pub method: axum::http::Method,
+    /// The matched route template (`/api/v1/assistants/{assistant_id}/…`).
+    pub route: String,
 }
 
 impl Meta {

@@ -56,6 +56,12 @@ async fn pass(
     let meta = Meta {
         ip: client_ip::client_ip(&state.settings.trusted_proxies, &req),
         user_agent: user_agent(req.headers()),
+        method: req.method().clone(),
+        route: req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
     };
     // 2. Authenticate the principal.
     let principal =

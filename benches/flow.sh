@@ -49,7 +49,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-password='bench password, long enough'
+password='load test secret, long enough'
 init_out=$(printf '%s\n' "$password" | "$bin" init --email bench@example.test --password-stdin --data-dir "$work/data")
 assistant=$(sed -n 's/^assistant .*(\(.*\))$/\1/p' <<<"$init_out")
 port=$((20000 + RANDOM % 20000))

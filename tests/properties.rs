@@ -144,12 +144,22 @@ async fn no_read_returns_a_secret(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{inv}");
+    let provider_secret = "sk-properties-0123456789abcdef";
+    let (status, pk) = s
+        .post(
+            &format!("/api/v1/workspaces/{}/provider-keys", s.tenant.workspace_id),
+            &owner,
+            json!({"provider": "openai", "label": "p", "secret": provider_secret}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{pk}");
     let session = s.sign_in(OWNER_EMAIL).await;
     let secrets = [
         key["key"].as_str().unwrap().to_string(),
         inv["token"].as_str().unwrap().to_string(),
         session["refresh_token"].as_str().unwrap().to_string(),
         common::PASSWORD.to_string(),
+        provider_secret[..20].to_string(),
     ];
     let key_id = key["api_key"]["id"].as_str().unwrap().to_string();
 
@@ -160,6 +170,7 @@ async fn no_read_returns_a_secret(b: Backend) {
             "assistant_id" => s.tenant.assistant_id.clone(),
             "workspace_id" => s.tenant.workspace_id.clone(),
             "key_id" => key_id.clone(),
+            "provider_key_id" => pk["id"].as_str().unwrap_or_default().to_string(),
             "provider" => "github".into(),
             _ => random_id(),
         });

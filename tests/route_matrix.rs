@@ -272,6 +272,16 @@ impl World {
                 let inv = self.created(&path, body).await;
                 inv["invitation"]["id"].as_str().unwrap().to_string()
             }
+            "provider_key_id" => {
+                let path = format!(
+                    "/api/v1/workspaces/{}/provider-keys",
+                    self.s.tenant.workspace_id
+                );
+                let body = json!({"provider": "openai", "label": format!("fresh-{n}"),
+                                  "secret": format!("sk-matrix-fresh-{n}")});
+                let key = self.created(&path, body).await;
+                key["id"].as_str().unwrap().to_string()
+            }
             "key_id" => {
                 let path = self.assistant_path("/api-keys");
                 let body = json!({"name": format!("fresh-{n}"), "capabilities": ["traces.read"]});
@@ -372,6 +382,8 @@ async fn setup(b: Backend) -> (World, Vec<Principal>) {
         fresh: AtomicUsize::new(0),
     };
     let a = world.s.tenant.assistant_id.clone();
+    let provider_key = world.fresh_item("provider_key_id", None).await;
+    world.items.insert("provider_key_id", provider_key);
     // Public sign-in routes: no provider is configured, which every principal sees alike.
     world.items.insert("provider", "github".into());
     let owner_id = world.s.tenant.owner_id.clone();

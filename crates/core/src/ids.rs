@@ -68,3 +68,7 @@ id_type!(
     /// An assistant API key (`bst_…`), for programs.
     ApiKeyId
 );
+id_type!(
+    /// A workspace's credential for a model provider, sealed in the vault.
+    ProviderKeyId
+);

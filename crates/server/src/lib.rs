@@ -80,7 +80,8 @@ pub async fn serve(
         master_key,
         redis,
         metrics_handle(),
-    );
+    )
+    .map_err(|e| std::io::Error::other(format!("master key: {e}")))?;
     let app = app(state);
     axum::serve(
         listener,

@@ -21,6 +21,8 @@ pub struct Inner {
     pub tokens: TokenService,
     /// Keys derived from the master key, one per purpose.
     pub keys: DerivedKeys,
+    /// Seals secrets at rest (provider keys) under per-workspace keys.
+    pub vault: bastion_vault::Vault,
     /// Failed sign-in attempts per account and IP.
     pub attempts: crate::attempts::Attempts,
     /// Request-rate limits of API keys: Redis across nodes when configured.
@@ -51,7 +53,9 @@ impl AppState {
         master_key: &[u8],
         redis: Option<bastion_auth::shared_redis::ConnectionManager>,
         metrics: PrometheusHandle,
-    ) -> Self {
+    ) -> Result<Self, bastion_vault::VaultError> {
+        let vault =
+            bastion_vault::Vault::new(bastion_vault::MasterKey::from_bytes(master_key)?, vec![]);
         let tokens = TokenService::new(
             &signing_keys.current,
             &signing_keys.retired_slices(),
@@ -68,7 +72,8 @@ impl AppState {
         };
         let directory = Directory::new(store.clone(), Duration::from_secs(settings.cache_ttl_secs));
         let oauth = crate::oauth::build(&settings, &keys);
-        AppState(Arc::new(Inner {
+        Ok(AppState(Arc::new(Inner {
+            vault,
             store,
             settings,
             tokens,
@@ -86,7 +91,7 @@ impl AppState {
             directory,
             metrics,
             oauth,
-        }))
+        })))
     }
 
     /// Appends an audit event. A failure to record is logged and counted but does not undo

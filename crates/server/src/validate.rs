@@ -65,6 +65,27 @@ pub fn role_name(s: &str) -> Result<String, ApiError> {
     Ok(s.to_string())
 }
 
+/// A billion dollars: an amount above this is a typo.
+const MAX_USD: f64 = 1e9;
+
+/// A dollar amount (a spend cap) in millionths of a dollar, the unit amounts are kept in.
+pub fn usd_micros(field: &str, usd: Option<f64>) -> Result<Option<i64>, ApiError> {
+    match usd {
+        None => Ok(None),
+        Some(usd) if usd.is_finite() && (0.0..=MAX_USD).contains(&usd) => {
+            Ok(Some((usd * 1e6).round() as i64))
+        }
+        Some(_) => Err(ApiError::Unprocessable(format!(
+            "{field}: between 0 and {MAX_USD}"
+        ))),
+    }
+}
+
+/// The inverse of [`usd_micros`], for answers.
+pub fn micros_usd(micros: i64) -> f64 {
+    micros as f64 / 1e6
+}
+
 pub fn display_name(field: &str, s: &str) -> Result<String, ApiError> {
     let t = s.trim();
     if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {

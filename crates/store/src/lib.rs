@@ -17,6 +17,7 @@ pub mod memberships;
 pub mod mfa;
 pub mod nonces;
 pub mod ownership;
+pub mod provider_keys;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
@@ -149,6 +150,9 @@ impl Store {
     }
     pub fn nonces(&self) -> nonces::Nonces<'_> {
         nonces::Nonces { pool: &self.pool }
+    }
+    pub fn provider_keys(&self) -> provider_keys::ProviderKeys<'_> {
+        provider_keys::ProviderKeys { pool: &self.pool }
     }
     pub fn audit(&self) -> audit::AuditLog<'_> {
         audit::AuditLog {

@@ -58,7 +58,7 @@ async fn load_table() -> anyhow::Result<Vec<RouteSpec>> {
         &master,
         None,
         bastion_server::metrics_handle(),
-    );
+    )?;
     let table = route_table(state);
     store.close().await;
     scratch

@@ -30,8 +30,6 @@ use utoipa::ToSchema;
 const VISIBLE_PREFIX_LEN: usize = API_KEY_PREFIX.len() + 8;
 const MAX_CIDRS: usize = 32;
 const MAX_RATE_PER_MINUTE: u32 = 1_000_000;
-/// A billion dollars a month: a cap above this is a typo.
-const MAX_SPEND_CAP_USD: f64 = 1e9;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +87,7 @@ impl From<&ApiKey> for ApiKeyView {
             capabilities: k.capabilities.to_vec(),
             allowed_cidrs: k.allowed_cidrs.iter().map(|c| c.to_string()).collect(),
             rate_limit_per_minute: k.rate_limit_per_minute,
-            monthly_spend_cap_usd: k.monthly_spend_cap_micros.map(|m| m as f64 / 1e6),
+            monthly_spend_cap_usd: k.monthly_spend_cap_micros.map(validate::micros_usd),
             expires_at: k.expires_at.map(rfc3339),
             created_by: k.created_by.clone(),
             created_at: rfc3339(k.created_at),
@@ -170,18 +168,6 @@ fn rate(input: Option<u32>) -> ApiResult<Option<u32>> {
     }
 }
 
-fn spend_cap(input: Option<f64>) -> ApiResult<Option<i64>> {
-    match input {
-        None => Ok(None),
-        Some(usd) if usd.is_finite() && (0.0..=MAX_SPEND_CAP_USD).contains(&usd) => {
-            Ok(Some((usd * 1e6).round() as i64))
-        }
-        Some(_) => Err(ApiError::Unprocessable(format!(
-            "monthly_spend_cap_usd: between 0 and {MAX_SPEND_CAP_USD}"
-        ))),
-    }
-}
-
 fn parse_key_id(id: &str) -> ApiResult<ApiKeyId> {
     id.parse().map_err(|_| ApiError::NotFound)
 }
@@ -226,7 +212,10 @@ pub async fn create(
         capabilities: caps,
         allowed_cidrs: &allowed_cidrs,
         rate_limit_per_minute: rate(input.rate_limit_per_minute)?,
-        monthly_spend_cap_micros: spend_cap(input.monthly_spend_cap_usd)?,
+        monthly_spend_cap_micros: validate::usd_micros(
+            "monthly_spend_cap_usd",
+            input.monthly_spend_cap_usd,
+        )?,
         expires_at: expiry(input.expires_at.as_deref())?,
     };
     let key = state.store.api_keys().create(&at.scope, new).await?;

@@ -14,6 +14,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod openapi;
 pub mod ownership;
+pub mod provider_keys;
 pub mod roles;
 pub mod scoped_tokens;
 pub mod sessions;
@@ -190,6 +191,36 @@ fn api(state: AppState) -> Api {
             "/api/v1/workspaces/{workspace_id}/audit",
             Workspace(C::AuditRead),
             audit::list,
+        )
+        .route(
+            M::GET,
+            "/api/v1/workspaces/{workspace_id}/provider-keys",
+            Workspace(C::KeysManage),
+            provider_keys::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/workspaces/{workspace_id}/provider-keys",
+            Workspace(C::KeysManage),
+            provider_keys::create,
+        )
+        .route(
+            M::GET,
+            "/api/v1/workspaces/{workspace_id}/provider-keys/{provider_key_id}",
+            Workspace(C::KeysManage),
+            provider_keys::get,
+        )
+        .route(
+            M::PATCH,
+            "/api/v1/workspaces/{workspace_id}/provider-keys/{provider_key_id}",
+            Workspace(C::KeysManage),
+            provider_keys::update,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/workspaces/{workspace_id}/provider-keys/{provider_key_id}",
+            Workspace(C::KeysManage),
+            provider_keys::delete,
         )
         .route(
             M::GET,

@@ -2,8 +2,8 @@
 
 use crate::routes::RouteSpec;
 use crate::routes::{
-    api_keys, assistants, audit, auth, domains, health, me, members, mfa, oauth, ownership, roles,
-    scoped_tokens, sessions, views, workspaces,
+    api_keys, assistants, audit, auth, domains, health, me, members, mfa, oauth, ownership,
+    provider_keys, roles, scoped_tokens, sessions, views, workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -33,6 +33,8 @@ use utoipa::{Modify, OpenApi};
         roles::list, roles::create, roles::update, roles::delete,
         api_keys::list, api_keys::create, api_keys::get, api_keys::revoke,
         scoped_tokens::issue,
+        provider_keys::list, provider_keys::create, provider_keys::get, provider_keys::update,
+        provider_keys::delete,
     ),
     components(schemas(crate::error::Problem, views::UserView, bastion_core::Capability, bastion_core::Role)),
     modifiers(&BearerAuth),
@@ -115,7 +117,8 @@ mod tests {
             &[2u8; 32],
             None,
             crate::metrics_handle(),
-        );
+        )
+        .unwrap();
         let table = super::super::route_table(state);
         let routed: BTreeSet<(String, String)> = table
             .iter()

@@ -286,7 +286,51 @@ async fn no_key_survives_in_a_dump_or_the_logs(b: Backend) {
     }
 }
 
+/// Starts `serve` on the server's store and waits for it to exit (killing it after 15 s):
+/// `(exited, stderr)`.
+fn serve_exits(s: &Server) -> (bool, String) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(common::BIN)
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(s.store_args())
+        .env("BASTION_LOG_LEVEL", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start bastion");
+    for _ in 0..150 {
+        if child.try_wait().expect("wait").is_some() {
+            let out = child.wait_with_output().expect("output");
+            return (true, String::from_utf8_lossy(&out.stderr).to_string());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (false, String::new())
+}
+
+async fn a_lost_master_key_is_not_silently_replaced(b: Backend) {
+    let s = Server::start(b).await;
+    let owner = s.login(OWNER_EMAIL).await;
+    add(
+        &s,
+        &owner,
+        json!({"provider": "openai", "label": "k", "secret": secret()}),
+    )
+    .await;
+    let key_file = common::data_dir(&s).join("master.key");
+    let kept = common::data_dir(&s).join("master.key.kept");
+    std::fs::rename(&key_file, &kept).unwrap();
+    let (exited, stderr) = serve_exits(&s);
+    assert!(exited, "serve started with its master key gone");
+    assert!(stderr.contains("master key"), "{stderr}");
+    assert!(!key_file.exists(), "a new master key was written");
+    std::fs::rename(&kept, &key_file).unwrap();
+}
+
 on_both_backends!(
+    a_lost_master_key_is_not_silently_replaced,
     a_key_is_write_only,
     bad_keys_are_refused,
     a_rotation_promotes_the_standby_and_erases_the_revoked,

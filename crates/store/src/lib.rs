@@ -111,6 +111,18 @@ impl Store {
         self.pool.close().await;
     }
 
+    /// How many secrets sealed under the master key the store holds (provider keys, TOTP
+    /// secrets): a store with any must never meet a new master key by accident.
+    pub async fn sealed_secret_count(&self) -> Result<i64> {
+        let r = sqlx::query(
+            "SELECT (SELECT COUNT(*) FROM provider_keys WHERE secret <> '') + \
+             (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL) AS n",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(sqlx::Row::try_get(&r, "n")?)
+    }
+
     pub fn users(&self) -> users::Users<'_> {
         users::Users { pool: &self.pool }
     }

@@ -40,13 +40,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         &settings.signing_key_path(),
         &settings.retired_signing_key_files,
     )?;
-    let master = signing_key::load_master_key(
-        settings
-            .master_key
-            .as_ref()
-            .map(secrecy::ExposeSecret::expose_secret),
-        &settings.master_key_path(),
-    )?;
+    let inline_master = settings
+        .master_key
+        .as_ref()
+        .map(secrecy::ExposeSecret::expose_secret);
+    let master_path = settings.master_key_path();
+    // A first start creates the master key; a later one without it must not, or every
+    // secret sealed under the lost key would silently become unreadable.
+    if inline_master.is_none() && !master_path.exists() {
+        let sealed = store.sealed_secret_count().await?;
+        if sealed > 0 {
+            anyhow::bail!(
+                "refusing to start: the master key {} is missing, but the store holds {sealed}                  secrets sealed under one; restore the key file (or set BASTION_MASTER_KEY)",
+                master_path.display()
+            );
+        }
+    }
+    let master = signing_key::load_master_key(inline_master, &master_path)?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;

@@ -26,7 +26,7 @@ fn help_explains_every_command() {
     let (ok, out, _) = bastion(&["--help"], &[]);
     assert!(ok);
     for word in [
-        "serve", "init", "users", "sessions", "audit", "routes", "BASTION_",
+        "serve", "init", "users", "sessions", "audit", "vault", "routes", "BASTION_",
     ] {
         assert!(out.contains(word), "--help lacks {word}: {out}");
     }
@@ -38,6 +38,8 @@ fn help_explains_every_command() {
         vec!["audit", "verify"],
         vec!["sessions", "list"],
         vec!["sessions", "revoke"],
+        vec!["vault", "rotate-master"],
+        vec!["vault", "check"],
     ] {
         let mut args = sub.clone();
         args.push("--help");
@@ -48,6 +50,11 @@ fn help_explains_every_command() {
             "{sub:?} --help: {out}"
         );
     }
+    let (_, out, _) = bastion(&["vault", "rotate-master", "--help"], &[]);
+    assert!(
+        out.contains("--new-key-file") && out.contains("previous_master_key_files"),
+        "{out}"
+    );
     let (_, out, _) = bastion(&["serve", "--help"], &[]);
     assert!(
         out.contains("--bind") && out.contains("trusted_proxies"),

@@ -21,6 +21,11 @@ pub enum SealError {
     Seal,
 }
 
+/// The associated data of a user's TOTP secret: it binds the sealed value to the user.
+pub fn totp_aad(user: bastion_core::UserId) -> String {
+    format!("totp:{user}")
+}
+
 pub fn seal(key: &[u8; 32], aad: &str, plaintext: &[u8]) -> Result<String, SealError> {
     let cipher = Aes256Gcm::new(key.into());
     let mut nonce = [0u8; 12];

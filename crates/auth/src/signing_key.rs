@@ -95,6 +95,11 @@ pub fn load_master_key(
     load_or_create_as(path, KeyEncoding::Base64)
 }
 
+/// Loads an existing master key file (a previous key, a rotation's new key): never creates.
+pub fn load_existing_master_key(path: &Path) -> Result<Zeroizing<Vec<u8>>, SigningKeyError> {
+    load_existing(path, KeyEncoding::Base64)
+}
+
 /// Loads the signing key at `path`, creating it (mode 0600) when it does not exist.
 pub fn load_or_create(path: &Path) -> Result<Zeroizing<Vec<u8>>, SigningKeyError> {
     load_or_create_as(path, KeyEncoding::Hex)

@@ -41,6 +41,9 @@ enum Command {
     /// Inspect the audit log.
     #[command(subcommand)]
     Audit(commands::audit::AuditCommand),
+    /// The vault of sealed secrets: rotate the master key, check every secret opens.
+    #[command(subcommand)]
+    Vault(commands::vault::VaultCommand),
     /// Print the route table: each route's method, path and access rule (needs no store).
     #[command(
         long_about = "Print the route table: one line per route with its method, path and the \
@@ -74,6 +77,7 @@ pub fn main() -> ExitCode {
             Command::Users(cmd) => commands::users::run(cmd).await,
             Command::Sessions(cmd) => commands::sessions::run(cmd).await,
             Command::Audit(cmd) => commands::audit::run(cmd).await,
+            Command::Vault(cmd) => commands::vault::run(cmd).await,
             Command::Routes(args) => commands::routes::run(args).await,
         }
     });

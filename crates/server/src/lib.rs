@@ -63,6 +63,7 @@ pub async fn serve(
     settings: Settings,
     signing_keys: &bastion_auth::signing_key::SigningKeys,
     master_key: &[u8],
+    previous_master_keys: &[&[u8]],
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let redis = match &settings.redis_url {
@@ -78,6 +79,7 @@ pub async fn serve(
         settings,
         signing_keys,
         master_key,
+        previous_master_keys,
         redis,
         metrics_handle(),
     )

@@ -56,6 +56,9 @@ pub struct Settings {
     /// created when missing. Keys for CSRF tokens, sealed TOTP secrets and OAuth state are
     /// derived from it. `BASTION_MASTER_KEY` (base64) takes its place when set.
     pub master_key_file: Option<PathBuf>,
+    /// Master keys that still open secrets but never seal: the old key while `bastion vault
+    /// rotate-master` runs and until every node uses the new one.
+    pub previous_master_key_files: Vec<PathBuf>,
     #[serde(skip_serializing)]
     pub master_key: Option<SecretString>,
     /// A session's refresh token dies when unused this long (each use restarts the clock).
@@ -100,6 +103,7 @@ impl Default for Settings {
             signing_key_file: None,
             retired_signing_key_files: Vec::new(),
             master_key_file: None,
+            previous_master_key_files: Vec::new(),
             master_key: None,
             refresh_idle_ttl_secs: 7 * 24 * 3600,
             refresh_absolute_ttl_secs: 30 * 24 * 3600,

@@ -23,6 +23,8 @@ pub struct Inner {
     pub keys: DerivedKeys,
     /// Seals secrets at rest (provider keys) under per-workspace keys.
     pub vault: bastion_vault::Vault,
+    /// Keys derived from previous master keys: they open what was sealed before a rotation.
+    pub previous_keys: Vec<DerivedKeys>,
     /// Failed sign-in attempts per account and IP.
     pub attempts: crate::attempts::Attempts,
     /// Request-rate limits of API keys: Redis across nodes when configured.
@@ -51,11 +53,20 @@ impl AppState {
         settings: Settings,
         signing_keys: &SigningKeys,
         master_key: &[u8],
+        previous_master_keys: &[&[u8]],
         redis: Option<bastion_auth::shared_redis::ConnectionManager>,
         metrics: PrometheusHandle,
     ) -> Result<Self, bastion_vault::VaultError> {
+        let previous = previous_master_keys
+            .iter()
+            .map(|k| bastion_vault::MasterKey::from_bytes(k))
+            .collect::<Result<Vec<_>, _>>()?;
         let vault =
-            bastion_vault::Vault::new(bastion_vault::MasterKey::from_bytes(master_key)?, vec![]);
+            bastion_vault::Vault::new(bastion_vault::MasterKey::from_bytes(master_key)?, previous);
+        let previous_keys = previous_master_keys
+            .iter()
+            .map(|k| DerivedKeys::from_master(k))
+            .collect();
         let tokens = TokenService::new(
             &signing_keys.current,
             &signing_keys.retired_slices(),
@@ -74,6 +85,7 @@ impl AppState {
         let oauth = crate::oauth::build(&settings, &keys);
         Ok(AppState(Arc::new(Inner {
             vault,
+            previous_keys,
             store,
             settings,
             tokens,

@@ -24,7 +24,71 @@ impl TotpState {
     }
 }
 
+/// Which sealed TOTP column of a user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TotpColumn {
+    Secret,
+    Pending,
+}
+
+impl TotpColumn {
+    fn name(self) -> &'static str {
+        match self {
+            TotpColumn::Secret => "totp_secret",
+            TotpColumn::Pending => "totp_pending_secret",
+        }
+    }
+}
+
 impl Mfa<'_> {
+    /// Every sealed TOTP value, `limit` users at a time in id order after `after`: for the
+    /// operator's vault commands, never on a request path.
+    pub async fn sealed_page(
+        &self,
+        after: Option<UserId>,
+        limit: i64,
+    ) -> Result<Vec<(UserId, TotpColumn, String)>> {
+        let rows = sqlx::query(
+            "SELECT id, totp_secret, totp_pending_secret FROM users WHERE id > $1 \
+             AND (totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL) ORDER BY id LIMIT $2",
+        )
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(self.pool)
+        .await?;
+        let mut out = Vec::new();
+        for r in &rows {
+            let id: UserId = crate::row::id(r, "id")?;
+            for col in [TotpColumn::Secret, TotpColumn::Pending] {
+                if let Some(v) = r.try_get::<Option<String>, _>(col.name())? {
+                    out.push((id, col, v));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces one sealed TOTP value by its re-sealed form, only if it is still `old`.
+    pub async fn replace_sealed(
+        &self,
+        user: UserId,
+        col: TotpColumn,
+        old: &str,
+        new: &str,
+    ) -> Result<bool> {
+        let sql = format!(
+            "UPDATE users SET {c} = $1 WHERE id = $2 AND {c} = $3",
+            c = col.name()
+        );
+        let done = sqlx::query(&sql)
+            .bind(new)
+            .bind(user.to_string())
+            .bind(old)
+            .execute(self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     pub async fn totp(&self, user: UserId) -> Result<TotpState> {
         let r = sqlx::query(
             "SELECT totp_secret, totp_pending_secret, totp_last_step FROM users WHERE id = $1",

@@ -6,6 +6,7 @@ pub mod routes;
 pub mod serve;
 pub mod sessions;
 pub mod users;
+pub mod vault;
 
 use anyhow::{bail, Context};
 use bastion_server::Settings;

@@ -56,6 +56,7 @@ async fn load_table() -> anyhow::Result<Vec<RouteSpec>> {
         Settings::default(),
         &keys,
         &master,
+        &[],
         None,
         bastion_server::metrics_handle(),
     )?;

@@ -57,6 +57,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let master = signing_key::load_master_key(inline_master, &master_path)?;
+    let previous = settings
+        .previous_master_key_files
+        .iter()
+        .map(|p| signing_key::load_existing_master_key(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let previous: Vec<&[u8]> = previous.iter().map(|k| k.as_slice()).collect();
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("cannot listen on {}", settings.bind))?;
@@ -64,7 +70,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(%addr, backend = ?store.backend(), signup = ?settings.signup, "bastion listening");
     // Printed for people and scripts (tests read it to learn the port of --bind 127.0.0.1:0).
     println!("bastion listening on http://{addr}");
-    bastion_server::serve(listener, store, settings, &keys, &master, shutdown_signal()).await?;
+    bastion_server::serve(
+        listener,
+        store,
+        settings,
+        &keys,
+        &master,
+        &previous,
+        shutdown_signal(),
+    )
+    .await?;
     tracing::info!("bastion stopped");
     Ok(ExitCode::SUCCESS)
 }

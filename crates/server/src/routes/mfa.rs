@@ -19,10 +19,28 @@ use bastion_store::audit::PLATFORM_CHAIN;
 use bastion_store::sessions::reason;
 use bastion_store::users::User;
 use serde_json::json;
+use zeroize::Zeroizing;
 
 /// The sealing binds a secret to its user, so a copied row does not open for anyone else.
 fn aad(user: &User) -> String {
-    format!("totp:{}", user.id)
+    seal::totp_aad(user.id)
+}
+
+/// A sealed TOTP secret opened with the current master key's seal key, or a previous
+/// one's (sealed before a master key rotation re-sealed it).
+fn open_totp(
+    state: &AppState,
+    user: &User,
+    sealed: &str,
+) -> Result<Zeroizing<Vec<u8>>, seal::SealError> {
+    let mut last = seal::SealError::Open;
+    for k in std::iter::once(&state.keys).chain(&state.previous_keys) {
+        match seal::open(&k.totp_seal, &aad(user), sealed) {
+            Ok(secret) => return Ok(secret),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
 }
 
 fn now_secs() -> u64 {
@@ -35,7 +53,7 @@ pub async fn check_code(state: &AppState, user: &User, code: &str) -> ApiResult<
     let Some(sealed) = stored.secret else {
         return Ok(false);
     };
-    let secret = seal::open(&state.keys.totp_seal, &aad(user), &sealed)
+    let secret = open_totp(state, user, &sealed)
         .map_err(|e| ApiError::Internal(format!("TOTP secret of {}: {e}", user.id)))?;
     match totp::verify(&secret, code, now_secs(), stored.last_step) {
         Some(step) => Ok(state.store.mfa().accept_step(user.id, step).await?),
@@ -103,8 +121,8 @@ pub async fn confirm(
             "no TOTP enrolment is pending; start one with POST /api/v1/auth/mfa/totp".into(),
         ));
     };
-    let secret = seal::open(&state.keys.totp_seal, &aad(&caller.user), &sealed)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let secret =
+        open_totp(&state, &caller.user, &sealed).map_err(|e| ApiError::Internal(e.to_string()))?;
     let Some(step) = totp::verify(&secret, &req.code, now_secs(), None) else {
         audit(&state, &caller, &meta, "auth.mfa.enable", FAILURE).await;
         return Err(ApiError::Unprocessable(

@@ -115,6 +115,7 @@ mod tests {
                 retired: Vec::new(),
             },
             &[2u8; 32],
+            &[],
             None,
             crate::metrics_handle(),
         )

@@ -270,7 +270,71 @@ async fn a_workspace_can_require_mfa_of_its_owners_and_admins(b: Backend) {
     assert_eq!(s.get(&ws, &password_only).await.0, StatusCode::OK);
 }
 
+/// Writes a fresh master key file (32 random bytes, base64, 0600) at `path`.
+fn new_master_key(path: &std::path::Path) {
+    use base64::Engine;
+    use std::os::unix::fs::OpenOptionsExt;
+    let key: [u8; 32] = rand::random();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap();
+    std::io::Write::write_all(
+        &mut f,
+        base64::engine::general_purpose::STANDARD
+            .encode(key)
+            .as_bytes(),
+    )
+    .unwrap();
+}
+
+/// A server whose master key was replaced still opens TOTP secrets sealed under the old
+/// one while the old key is in `previous_master_key_files`, and not once it is dropped.
+async fn a_previous_master_key_still_opens_totp_secrets(b: Backend) {
+    let mut s = Server::start(b).await;
+    let token = s.login(OWNER_EMAIL).await;
+    let (secret, _) = enrol(&s, &token).await;
+    let old = common::data_dir(&s).join("master.key");
+    let new = s.dir.path().join("next-master.key");
+    new_master_key(&new);
+    let config = |previous: bool| {
+        let path = s.dir.path().join(format!("rotated-{previous}.toml"));
+        let mut text = format!("master_key_file = {:?}\n", new.display().to_string());
+        if previous {
+            text.push_str(&format!(
+                "previous_master_key_files = [{:?}]\n",
+                old.display().to_string()
+            ));
+        }
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let (with_old, without_old) = (config(true), config(false));
+    // The enrolment spent the current step's code: sign in with the next step's.
+    let next_code = |offset: u64| code_at(&secret, now() + offset).unwrap();
+
+    // Without the old key the secret does not open: a server fault, not a wrong code.
+    s.restart(&["--config", &without_old]);
+    let challenge = password_step(&s).await["mfa_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = second_step(&s, &challenge, "code", &next_code(30)).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+
+    s.restart(&["--config", &with_old]);
+    let challenge = password_step(&s).await["mfa_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, body) = second_step(&s, &challenge, "code", &next_code(30)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 on_both_backends!(
+    a_previous_master_key_still_opens_totp_secrets,
     a_workspace_can_require_mfa_of_its_owners_and_admins,
     sign_in_takes_two_steps_and_each_code_works_once,
     recovery_codes_work_once,

@@ -110,50 +110,8 @@ impl Server {
         );
         let tenant = parse_init(&String::from_utf8_lossy(&init.stdout));
 
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .args(["--bind", "127.0.0.1:0"])
-            .args(&store_args)
-            .args(&opts.serve_args)
-            .env("BASTION_LOG_LEVEL", "warn")
-            .env_remove("RUST_LOG")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, v) in &opts.env {
-            cmd.env(k, v);
-        }
-        let mut child = cmd.spawn().expect("spawn bastion serve");
         let log = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let stdout = child.stdout.take().expect("stdout");
-        let stderr = child.stderr.take().expect("stderr");
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.strip_prefix("bastion listening on ") {
-                        let _ = tx.send(addr.to_string());
-                    }
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push(line);
-                }
-            });
-        }
-        let base = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(a) => a,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("bastion did not start: {:?}", log.lock().unwrap());
-            }
-        };
+        let (child, base) = spawn_serve(&store_args, &opts.serve_args, &opts.env, &log);
         Server {
             child,
             base,
@@ -339,6 +297,59 @@ impl Server {
     }
 }
 
+/// Starts `bastion serve` on a free port with `store_args` and `serve_args`, its output
+/// going to `log`; returns the process and its base URL once it listens.
+fn spawn_serve(
+    store_args: &[String],
+    serve_args: &[String],
+    env: &[(String, String)],
+    log: &Arc<Mutex<Vec<String>>>,
+) -> (Child, String) {
+    let mut cmd = Command::new(BIN);
+    cmd.arg("serve")
+        .args(["--bind", "127.0.0.1:0"])
+        .args(store_args)
+        .args(serve_args)
+        .env("BASTION_LOG_LEVEL", "warn")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn bastion serve");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("bastion listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    {
+        let log = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        });
+    }
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(a) => (child, a),
+        Err(_) => {
+            let _ = child.kill();
+            panic!("bastion did not start: {:?}", log.lock().unwrap());
+        }
+    }
+}
+
 /// One event of an audit log, as the API lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -349,6 +360,17 @@ pub struct AuditRow {
 }
 
 impl Server {
+    /// Stops the server and starts it again on the same store with `serve_args` (a new
+    /// port: `base` changes).
+    pub fn restart(&mut self, serve_args: &[&str]) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let args: Vec<String> = serve_args.iter().map(|a| a.to_string()).collect();
+        let (child, base) = spawn_serve(&self.store_args(), &args, &[], &self.log);
+        self.child = child;
+        self.base = base;
+    }
+
     /// A path under the tenant's assistant: `rest` is `""` or starts with `/`.
     pub fn assistant_path(&self, rest: &str) -> String {
         format!("/api/v1/assistants/{}{rest}", self.tenant.assistant_id)

@@ -44,6 +44,23 @@ pub fn seal(key: &[u8; 32], aad: &str, plaintext: &[u8]) -> Result<String, SealE
     Ok(format!("{VERSION}{}", URL_SAFE_NO_PAD.encode(out)))
 }
 
+/// `sealed` opened with the first of `keys` that opens it (the current key, then older
+/// ones during a master key rotation); the last key's error when none does.
+pub fn open_with_any<'a>(
+    keys: impl IntoIterator<Item = &'a [u8; 32]>,
+    aad: &str,
+    sealed: &str,
+) -> Result<Zeroizing<Vec<u8>>, SealError> {
+    let mut last = SealError::Open;
+    for key in keys {
+        match open(key, aad, sealed) {
+            Ok(secret) => return Ok(secret),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 pub fn open(key: &[u8; 32], aad: &str, sealed: &str) -> Result<Zeroizing<Vec<u8>>, SealError> {
     let body = sealed.strip_prefix(VERSION).ok_or(SealError::Malformed)?;
     let raw = URL_SAFE_NO_PAD

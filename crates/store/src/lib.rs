@@ -116,7 +116,8 @@ impl Store {
     pub async fn sealed_secret_count(&self) -> Result<i64> {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM provider_keys WHERE secret <> '') + \
-             (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL OR totp_pending_secret IS NOT NULL) AS n",
+             (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL) + \
+             (SELECT COUNT(*) FROM users WHERE totp_pending_secret IS NOT NULL) AS n",
         )
         .fetch_one(&self.pool)
         .await?;

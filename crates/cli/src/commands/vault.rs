@@ -5,7 +5,9 @@ use crate::config::{self, StoreArgs};
 use anyhow::{bail, Context};
 use bastion_auth::keys::DerivedKeys;
 use bastion_auth::{seal, signing_key};
+use bastion_core::{ProviderKeyId, UserId, WorkspaceId};
 use bastion_server::Settings;
+use bastion_store::mfa::TotpColumn;
 use bastion_store::provider_keys::VAULT_KIND;
 use bastion_store::Store;
 use bastion_vault::{Binding, MasterKey, Vault};
@@ -66,12 +68,178 @@ fn configured_keys(settings: &Settings) -> anyhow::Result<Vec<Zeroizing<Vec<u8>>
     Ok(keys)
 }
 
-fn vault_of(current: &[u8], others: &[Zeroizing<Vec<u8>>]) -> anyhow::Result<Vault> {
-    let previous = others
-        .iter()
-        .map(|k| MasterKey::from_bytes(k))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(Vault::new(MasterKey::from_bytes(current)?, previous))
+/// The master keys a command works with: the first seals, all of them open.
+struct Keys {
+    vault: Vault,
+    totp: Vec<DerivedKeys>,
+}
+
+impl Keys {
+    fn new(first: &[u8], others: &[Zeroizing<Vec<u8>>]) -> anyhow::Result<Keys> {
+        let previous = others
+            .iter()
+            .map(|k| MasterKey::from_bytes(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let totp = std::iter::once(first)
+            .chain(others.iter().map(|k| k.as_slice()))
+            .map(DerivedKeys::from_master)
+            .collect();
+        Ok(Keys {
+            vault: Vault::new(MasterKey::from_bytes(first)?, previous),
+            totp,
+        })
+    }
+
+    fn open(&self, record: &SealedRecord) -> Result<Zeroizing<Vec<u8>>, String> {
+        match record {
+            SealedRecord::ProviderKey { id, workspace, .. } => {
+                let record_id = id.to_string();
+                let at = Binding {
+                    workspace: *workspace,
+                    kind: VAULT_KIND,
+                    record: &record_id,
+                };
+                self.vault
+                    .open(&at, record.value())
+                    .map_err(|e| e.to_string())
+            }
+            SealedRecord::Totp { user, .. } => {
+                let keys = self.totp.iter().map(|k| &*k.totp_seal);
+                seal::open_with_any(keys, &seal::totp_aad(*user), record.value())
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Whether the first key sealed it (TOTP values carry no key id: try to open them).
+    fn is_current(&self, record: &SealedRecord) -> bool {
+        match record {
+            SealedRecord::ProviderKey { value, .. } => self.vault.is_current(value),
+            SealedRecord::Totp { user, value, .. } => {
+                seal::open(&self.totp[0].totp_seal, &seal::totp_aad(*user), value).is_ok()
+            }
+        }
+    }
+
+    /// The record's secret sealed again under the first key.
+    fn rewrap(&self, record: &SealedRecord) -> Result<String, String> {
+        let secret = self.open(record)?;
+        match record {
+            SealedRecord::ProviderKey { id, workspace, .. } => {
+                let record_id = id.to_string();
+                let at = Binding {
+                    workspace: *workspace,
+                    kind: VAULT_KIND,
+                    record: &record_id,
+                };
+                self.vault.seal(&at, &secret).map_err(|e| e.to_string())
+            }
+            SealedRecord::Totp { user, .. } => {
+                seal::seal(&self.totp[0].totp_seal, &seal::totp_aad(*user), &secret)
+                    .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
+/// One sealed secret of the store.
+enum SealedRecord {
+    ProviderKey {
+        id: ProviderKeyId,
+        workspace: WorkspaceId,
+        value: String,
+    },
+    Totp {
+        user: UserId,
+        column: TotpColumn,
+        value: String,
+    },
+}
+
+impl SealedRecord {
+    fn value(&self) -> &str {
+        match self {
+            SealedRecord::ProviderKey { value, .. } | SealedRecord::Totp { value, .. } => value,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            SealedRecord::ProviderKey { id, .. } => format!("provider key {id}"),
+            SealedRecord::Totp { user, .. } => format!("TOTP secret of user {user}"),
+        }
+    }
+
+    /// Replaces the sealed value by `new` if it is still what was read.
+    async fn replace(&self, store: &Store, new: &str) -> anyhow::Result<bool> {
+        Ok(match self {
+            SealedRecord::ProviderKey { id, value, .. } => {
+                store
+                    .provider_keys()
+                    .replace_sealed(*id, value, new)
+                    .await?
+            }
+            SealedRecord::Totp {
+                user,
+                column,
+                value,
+            } => {
+                store
+                    .mfa()
+                    .replace_sealed(*user, *column, value, new)
+                    .await?
+            }
+        })
+    }
+}
+
+/// Every sealed secret of the store, a page at a time: provider keys, then TOTP secrets.
+enum Walk {
+    ProviderKeys(Option<ProviderKeyId>),
+    Totp(Option<UserId>),
+    Done,
+}
+
+impl Walk {
+    async fn next_page(&mut self, store: &Store) -> anyhow::Result<Vec<SealedRecord>> {
+        loop {
+            match *self {
+                Walk::ProviderKeys(after) => {
+                    let page = store.provider_keys().sealed_page(after, PAGE).await?;
+                    let Some((last, _, _)) = page.last() else {
+                        *self = Walk::Totp(None);
+                        continue;
+                    };
+                    *self = Walk::ProviderKeys(Some(*last));
+                    return Ok(page
+                        .into_iter()
+                        .map(|(id, workspace, value)| SealedRecord::ProviderKey {
+                            id,
+                            workspace,
+                            value,
+                        })
+                        .collect());
+                }
+                Walk::Totp(after) => {
+                    let page = store.mfa().sealed_page(after, PAGE).await?;
+                    let Some((last, _, _)) = page.last() else {
+                        *self = Walk::Done;
+                        continue;
+                    };
+                    *self = Walk::Totp(Some(*last));
+                    return Ok(page
+                        .into_iter()
+                        .map(|(user, column, value)| SealedRecord::Totp {
+                            user,
+                            column,
+                            value,
+                        })
+                        .collect());
+                }
+                Walk::Done => return Ok(Vec::new()),
+            }
+        }
+    }
 }
 
 /// What happened to each sealed record.
@@ -93,12 +261,6 @@ fn progress(what: &str, t: &Tally, total: i64) {
     }
 }
 
-/// Opens `sealed` (a TOTP value of `user`) with the first of `keys` that opens it.
-fn open_totp(keys: &[DerivedKeys], aad: &str, sealed: &str) -> Option<Zeroizing<Vec<u8>>> {
-    keys.iter()
-        .find_map(|k| seal::open(&k.totp_seal, aad, sealed).ok())
-}
-
 pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         VaultCommand::RotateMaster {
@@ -114,22 +276,44 @@ pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
             if old.iter().any(|k| k.as_slice() == new.as_slice()) {
                 bail!("the new key is already one of the configured master keys");
             }
-            let vault = vault_of(&new, &old)?;
-            let new_totp = DerivedKeys::from_master(&new);
-            let old_totp: Vec<DerivedKeys> =
-                old.iter().map(|k| DerivedKeys::from_master(k)).collect();
+            let keys = Keys::new(&new, &old)?;
             let pause = Duration::from_millis(throttle_ms);
             let total = store.sealed_secret_count().await?;
             let mut t = Tally::default();
-            rotate_provider_keys(&store, &vault, &mut t, total, pause).await?;
-            rotate_totp(&store, &new_totp, &old_totp, &mut t, total, pause).await?;
+            let mut walk = Walk::ProviderKeys(None);
+            loop {
+                let page = walk.next_page(&store).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for record in &page {
+                    t.seen += 1;
+                    if keys.is_current(record) {
+                        t.already += 1;
+                    } else {
+                        match keys.rewrap(record) {
+                            Ok(new) => {
+                                if record.replace(&store, &new).await? {
+                                    t.changed += 1;
+                                }
+                            }
+                            Err(e) => {
+                                t.failed += 1;
+                                eprintln!("\n{}: {e}", record.describe());
+                            }
+                        }
+                        tokio::time::sleep(pause).await;
+                    }
+                    progress("rotate-master", &t, total);
+                }
+            }
             store.close().await;
             eprintln!();
             println!(
                 "{} re-wrapped, {} already under key {}, {} failed",
                 t.changed,
                 t.already,
-                vault.current_id(),
+                keys.vault.current_id(),
                 t.failed
             );
             if t.failed > 0 {
@@ -145,49 +329,23 @@ pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
         VaultCommand::Check { store: args } => {
             let settings = config::load(args.config.as_deref(), args.overrides())?;
             let store = super::open_store(&settings).await?;
-            let keys = configured_keys(&settings)?;
-            let vault = vault_of(&keys[0], &keys[1..])?;
-            let derived: Vec<DerivedKeys> =
-                keys.iter().map(|k| DerivedKeys::from_master(k)).collect();
+            let configured = configured_keys(&settings)?;
+            let keys = Keys::new(&configured[0], &configured[1..])?;
             let (mut ok, mut failed) = (0, 0);
-            let mut after = None;
+            let mut walk = Walk::ProviderKeys(None);
             loop {
-                let page = store.provider_keys().sealed_page(after, PAGE).await?;
-                for (id, workspace, sealed) in &page {
-                    let record = id.to_string();
-                    let at = Binding {
-                        workspace: *workspace,
-                        kind: VAULT_KIND,
-                        record: &record,
-                    };
-                    match vault.open(&at, sealed) {
+                let page = walk.next_page(&store).await?;
+                if page.is_empty() {
+                    break;
+                }
+                for record in &page {
+                    match keys.open(record) {
                         Ok(_) => ok += 1,
                         Err(e) => {
                             failed += 1;
-                            println!("provider key {id}: {e}");
+                            println!("{}: {e}", record.describe());
                         }
                     }
-                }
-                match page.last() {
-                    Some((id, _, _)) => after = Some(*id),
-                    None => break,
-                }
-            }
-            let mut after = None;
-            loop {
-                let page = store.mfa().sealed_page(after, PAGE).await?;
-                for (user, _, sealed) in &page {
-                    match open_totp(&derived, &seal::totp_aad(*user), sealed) {
-                        Some(_) => ok += 1,
-                        None => {
-                            failed += 1;
-                            println!("TOTP secret of user {user}: does not open");
-                        }
-                    }
-                }
-                match page.last() {
-                    Some((id, _, _)) => after = Some(*id),
-                    None => break,
                 }
             }
             store.close().await;
@@ -197,97 +355,6 @@ pub async fn run(cmd: VaultCommand) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::FAILURE
             })
-        }
-    }
-}
-
-async fn rotate_provider_keys(
-    store: &Store,
-    vault: &Vault,
-    t: &mut Tally,
-    total: i64,
-    pause: Duration,
-) -> anyhow::Result<()> {
-    let mut after = None;
-    loop {
-        let page = store.provider_keys().sealed_page(after, PAGE).await?;
-        for (id, workspace, sealed) in &page {
-            t.seen += 1;
-            let record = id.to_string();
-            let at = Binding {
-                workspace: *workspace,
-                kind: VAULT_KIND,
-                record: &record,
-            };
-            if vault.is_current(sealed) {
-                t.already += 1;
-            } else {
-                match vault.rewrap(&at, sealed) {
-                    Ok(new) => {
-                        if store
-                            .provider_keys()
-                            .replace_sealed(*id, sealed, &new)
-                            .await?
-                        {
-                            t.changed += 1;
-                        }
-                    }
-                    Err(e) => {
-                        t.failed += 1;
-                        eprintln!("\nprovider key {id}: {e}");
-                    }
-                }
-                tokio::time::sleep(pause).await;
-            }
-            progress("rotate-master", t, total);
-        }
-        match page.last() {
-            Some((id, _, _)) => after = Some(*id),
-            None => return Ok(()),
-        }
-    }
-}
-
-async fn rotate_totp(
-    store: &Store,
-    new: &DerivedKeys,
-    old: &[DerivedKeys],
-    t: &mut Tally,
-    total: i64,
-    pause: Duration,
-) -> anyhow::Result<()> {
-    let mut after = None;
-    loop {
-        let page = store.mfa().sealed_page(after, PAGE).await?;
-        for (user, column, sealed) in &page {
-            t.seen += 1;
-            let aad = seal::totp_aad(*user);
-            if seal::open(&new.totp_seal, &aad, sealed).is_ok() {
-                t.already += 1;
-            } else {
-                match open_totp(old, &aad, sealed) {
-                    Some(secret) => {
-                        let resealed = seal::seal(&new.totp_seal, &aad, &secret)?;
-                        if store
-                            .mfa()
-                            .replace_sealed(*user, *column, sealed, &resealed)
-                            .await?
-                        {
-                            t.changed += 1;
-                        }
-                    }
-                    None => {
-                        t.failed += 1;
-                        eprintln!("\nTOTP secret of user {user}: opens with no configured key");
-                    }
-                }
-                tokio::time::sleep(pause).await;
-            }
-            progress("rotate-master", t, total);
-        }
-        match page.last() {
-            Some((id, _, _)) => after = Some(*id),
-            None => return Ok(()),
         }
     }
 }

@@ -33,14 +33,8 @@ fn open_totp(
     user: &User,
     sealed: &str,
 ) -> Result<Zeroizing<Vec<u8>>, seal::SealError> {
-    let mut last = seal::SealError::Open;
-    for k in std::iter::once(&state.keys).chain(&state.previous_keys) {
-        match seal::open(&k.totp_seal, &aad(user), sealed) {
-            Ok(secret) => return Ok(secret),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
+    let keys = std::iter::once(&state.keys).chain(&state.previous_keys);
+    seal::open_with_any(keys.map(|k| &*k.totp_seal), &aad(user), sealed)
 }
 
 fn now_secs() -> u64 {

@@ -79,8 +79,13 @@ pub struct TokenScope {
 impl VerifiedAccess {
     /// Whether the sign-in passed a second factor.
     pub fn has_mfa(&self) -> bool {
-        self.amr.iter().any(|m| m == AMR_OTP)
+        amr_has_mfa(&self.amr)
     }
+}
+
+/// Whether authentication methods `amr` include a second factor.
+pub fn amr_has_mfa(amr: &[String]) -> bool {
+    amr.iter().any(|m| m == AMR_OTP)
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -106,7 +106,6 @@ async fn verify(state: &AppState, token: &str, via_cookie: bool) -> Result<Calle
         .await?
         .ok_or_else(|| refuse("unknown_user"))?;
     Ok(Caller {
-        mfa: verified.has_mfa(),
         amr: verified.amr,
         user,
         session,

@@ -139,7 +139,7 @@ async fn authorize_user(
                 .grant(user, assistant.id)
                 .await?
                 .ok_or(ApiError::NotFound)?;
-            if grant.mfa_required() && !caller.mfa {
+            if grant.mfa_required() && !caller.mfa() {
                 return Err(ApiError::MfaRequired);
             }
             let refused = |reason| Refused {
@@ -171,7 +171,7 @@ async fn authorize_user(
                 .workspace_grant(user, workspace)
                 .await?
                 .ok_or(ApiError::NotFound)?;
-            if grant.mfa_required() && !caller.mfa {
+            if grant.mfa_required() && !caller.mfa() {
                 return Err(ApiError::MfaRequired);
             }
             let Some(scope) = grant.authorize(access) else {

@@ -18,8 +18,6 @@ use std::sync::Arc;
 pub struct Caller {
     pub user: Arc<User>,
     pub session: SessionId,
-    /// The sign-in passed a second factor.
-    pub mfa: bool,
     /// How the sign-in was made (RFC 8176 `amr`), carried into tokens derived from it.
     pub amr: Vec<String>,
     /// The token came in a cookie (so the CSRF check applied) rather than a header.
@@ -31,6 +29,11 @@ pub struct Caller {
 impl Caller {
     pub fn principal(&self) -> Principal {
         Principal::User(self.user.id)
+    }
+
+    /// The sign-in passed a second factor.
+    pub fn mfa(&self) -> bool {
+        bastion_auth::tokens::amr_has_mfa(&self.amr)
     }
 }
 
@@ -107,20 +110,18 @@ from_extensions!(InAssistant);
 from_extensions!(InWorkspace);
 from_extensions!(Meta);
 
-/// The last path parameter of a route (the item under an assistant: a member's user id, a
-/// domain, an invitation id), as text; a malformed path is a 404 like any unknown item.
-pub struct ItemParam(pub String);
+/// The last path parameter of a route (the item under an assistant or workspace: a
+/// member's user id, a domain, a key id), as `T`; a missing or malformed one is a 404 like
+/// any unknown item.
+pub struct ItemParam<T = String>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for ItemParam {
+impl<S: Send + Sync, T: std::str::FromStr> FromRequestParts<S> for ItemParam<T> {
     type Rejection = ApiError;
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
         let params = axum::extract::RawPathParams::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::NotFound)?;
-        params
-            .iter()
-            .last()
-            .map(|(_, v)| ItemParam(v.to_string()))
-            .ok_or(ApiError::NotFound)
+        let (_, raw) = params.iter().last().ok_or(ApiError::NotFound)?;
+        raw.parse().map(ItemParam).map_err(|_| ApiError::NotFound)
     }
 }

@@ -168,10 +168,6 @@ fn rate(input: Option<u32>) -> ApiResult<Option<u32>> {
     }
 }
 
-fn parse_key_id(id: &str) -> ApiResult<ApiKeyId> {
-    id.parse().map_err(|_| ApiError::NotFound)
-}
-
 #[utoipa::path(get, path = "/api/v1/assistants/{assistant_id}/api-keys", tag = "api-keys", security(("bearer" = [])),
     params(("assistant_id" = String, Path, format = Uuid)),
     responses((status = 200, body = [ApiKeyView]), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
@@ -236,13 +232,9 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     at: InAssistant,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<ApiKeyId>,
 ) -> ApiResult<Json<ApiKeyView>> {
-    let key = state
-        .store
-        .api_keys()
-        .get(&at.scope, parse_key_id(&id)?)
-        .await?;
+    let key = state.store.api_keys().get(&at.scope, id).await?;
     Ok(Json(ApiKeyView::from(&key)))
 }
 
@@ -256,13 +248,9 @@ pub async fn revoke(
     actor: Actor,
     meta: Meta,
     at: InAssistant,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<ApiKeyId>,
 ) -> ApiResult<StatusCode> {
-    let (key, revoked_now) = state
-        .store
-        .api_keys()
-        .revoke(&at.scope, parse_key_id(&id)?)
-        .await?;
+    let (key, revoked_now) = state.store.api_keys().revoke(&at.scope, id).await?;
     state.directory.forget_api_keys();
     if revoked_now {
         state

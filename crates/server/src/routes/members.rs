@@ -102,10 +102,6 @@ pub(crate) async fn ensure_may_grant(
     ))
 }
 
-fn parse_user(id: &str) -> Result<UserId, ApiError> {
-    id.parse().map_err(|_| ApiError::NotFound)
-}
-
 #[utoipa::path(get, path = "/api/v1/assistants/{assistant_id}/members", tag = "members", security(("bearer" = [])),
     params(("assistant_id" = String, Path, format = Uuid)),
     responses((status = 200, body = [MemberView]), (status = 403, body = crate::error::Problem), (status = 404, body = crate::error::Problem)))]
@@ -210,10 +206,9 @@ pub async fn set_role(
     actor: Actor,
     meta: Meta,
     at: InAssistant,
-    ItemParam(user): ItemParam,
+    ItemParam(user): ItemParam<UserId>,
     ApiJson(input): ApiJson<RoleInput>,
 ) -> ApiResult<Json<MemberView>> {
-    let user = parse_user(&user)?;
     let current = state.store.memberships().get(&at.scope, user).await?;
     let role = resolve_role(&state, &at, &input.role).await?;
     let what = json!({"user": user.to_string(), "from": current.role, "to": role});
@@ -256,9 +251,8 @@ pub async fn remove(
     actor: Actor,
     meta: Meta,
     at: InAssistant,
-    ItemParam(user): ItemParam,
+    ItemParam(user): ItemParam<UserId>,
 ) -> ApiResult<StatusCode> {
-    let user = parse_user(&user)?;
     let current = state.store.memberships().get(&at.scope, user).await?;
     ensure_may_grant(
         &state,
@@ -304,9 +298,8 @@ pub async fn revoke_invitation(
     actor: Actor,
     meta: Meta,
     at: InAssistant,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<InvitationId>,
 ) -> ApiResult<StatusCode> {
-    let id: InvitationId = id.parse().map_err(|_| ApiError::NotFound)?;
     state.store.invitations().revoke(&at.scope, id).await?;
     state
         .audit(events::on_assistant(

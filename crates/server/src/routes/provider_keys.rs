@@ -120,10 +120,6 @@ fn base_url(provider: Provider, url: Option<&str>) -> ApiResult<Option<String>> 
     Ok(Some(parsed.to_string()))
 }
 
-fn parse_id(id: &str) -> ApiResult<ProviderKeyId> {
-    id.parse().map_err(|_| ApiError::NotFound)
-}
-
 async fn audit(
     state: &AppState,
     caller: &Caller,
@@ -214,13 +210,9 @@ pub async fn create(
 pub async fn get(
     State(state): State<AppState>,
     at: InWorkspace,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<ProviderKeyId>,
 ) -> ApiResult<Json<ProviderKeyView>> {
-    let key = state
-        .store
-        .provider_keys()
-        .get(&at.scope, parse_id(&id)?)
-        .await?;
+    let key = state.store.provider_keys().get(&at.scope, id).await?;
     Ok(Json(ProviderKeyView::from(&key)))
 }
 
@@ -235,7 +227,7 @@ pub async fn update(
     caller: Caller,
     meta: Meta,
     at: InWorkspace,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<ProviderKeyId>,
     ApiJson(input): ApiJson<ProviderKeyUpdate>,
 ) -> ApiResult<Json<ProviderKeyView>> {
     let patch = ProviderKeyPatch {
@@ -253,7 +245,7 @@ pub async fn update(
     let key = state
         .store
         .provider_keys()
-        .update(&at.scope, parse_id(&id)?, patch)
+        .update(&at.scope, id, patch)
         .await?;
     let action = match input.status {
         Some(KeyStatus::Revoked) => "provider_key.revoke",
@@ -271,13 +263,9 @@ pub async fn delete(
     caller: Caller,
     meta: Meta,
     at: InWorkspace,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<ProviderKeyId>,
 ) -> ApiResult<StatusCode> {
-    let key = state
-        .store
-        .provider_keys()
-        .delete(&at.scope, parse_id(&id)?)
-        .await?;
+    let key = state.store.provider_keys().delete(&at.scope, id).await?;
     audit(&state, &caller, &meta, &at, "provider_key.delete", &key).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -51,10 +51,6 @@ fn holding(capabilities: CapabilitySet) -> Holding {
     }
 }
 
-fn parse_role_id(id: &str) -> ApiResult<RoleId> {
-    id.parse().map_err(|_| ApiError::NotFound)
-}
-
 async fn audit(
     state: &AppState,
     actor: Actor,
@@ -121,10 +117,9 @@ pub async fn update(
     actor: Actor,
     meta: Meta,
     at: InAssistant,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<RoleId>,
     ApiJson(input): ApiJson<RolePatch>,
 ) -> ApiResult<Json<CustomRoleView>> {
-    let id = parse_role_id(&id)?;
     let current = state.store.roles().get(&at.scope, id).await?;
     let name = input.name.as_deref().map(validate::role_name).transpose()?;
     let caps = input
@@ -175,9 +170,8 @@ pub async fn delete(
     actor: Actor,
     meta: Meta,
     at: InAssistant,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<RoleId>,
 ) -> ApiResult<StatusCode> {
-    let id = parse_role_id(&id)?;
     let current = state.store.roles().get(&at.scope, id).await?;
     let what =
         json!({"delete_role": id.to_string(), "capabilities": current.capabilities.to_vec()});

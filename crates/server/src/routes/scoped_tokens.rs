@@ -72,7 +72,7 @@ pub async fn issue(
         .grant(caller.user.id, assistant)
         .await?
         .ok_or(ApiError::NotFound)?;
-    if grant.mfa_required() && !caller.mfa {
+    if grant.mfa_required() && !caller.mfa() {
         return Err(ApiError::MfaRequired);
     }
     let wanted = CapabilitySet::of(&req.capabilities);

@@ -173,9 +173,8 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     meta: Meta,
-    ItemParam(id): ItemParam,
+    ItemParam(id): ItemParam<SessionId>,
 ) -> ApiResult<Response> {
-    let id: SessionId = id.parse().map_err(|_| ApiError::NotFound)?;
     state
         .store
         .sessions()

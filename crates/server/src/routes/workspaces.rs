@@ -117,7 +117,7 @@ pub async fn update(
         .as_deref()
         .map(|n| validate::display_name("name", n))
         .transpose()?;
-    if input.require_mfa == Some(true) && !caller.mfa {
+    if input.require_mfa == Some(true) && !caller.mfa() {
         return Err(ApiError::MfaRequired);
     }
     let w = state

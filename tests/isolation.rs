@@ -383,6 +383,10 @@ async fn a_member_without_the_capability_gets_403(b: Backend) {
                 let answer = send(&s, op, &path, Some(token)).await;
                 forbidden += 1;
                 failures.extend(mismatch(&what, &answer, StatusCode::FORBIDDEN));
+            } else if op.method == Method::GET && op.path.contains("{conversation_id}") {
+                // A conversation is its author's: who may read which one is proved per
+                // principal in route_matrix.rs and conversations.rs.
+                skipped += 1;
             } else if op.method == Method::GET {
                 let answer = send(&s, op, &path, Some(token)).await;
                 allowed_reads += 1;

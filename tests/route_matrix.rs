@@ -66,6 +66,14 @@ fn expect(who: &Who, access: &str) -> Expect {
     if access == "public" {
         return SameAsAnonymous;
     }
+    // The program endpoints (`key:<capability>`): an API key holding it, nobody else.
+    if let Some(cap) = access.strip_prefix("key:") {
+        return match who {
+            Who::Anonymous => Refused(StatusCode::UNAUTHORIZED),
+            Who::ApiKey if holds(KEY_CAPS, cap) => Pass,
+            _ => Refused(StatusCode::FORBIDDEN),
+        };
+    }
     let assistant_rule = access.strip_prefix("assistant:");
     let workspace_rule = access.starts_with("workspace:");
     let bound_caps = match who {
@@ -130,7 +138,13 @@ enum Plan {
     Harmless,
     /// Needs a state made for it first, and undone after (see `World::before`).
     Prepared,
+    /// A WebSocket route, sent as a plain GET: past the gate it answers 400 (no upgrade).
+    Upgrade,
 }
+
+/// Items that belong to one person (their conversations and memories): made fresh for each
+/// request, by the principal itself when it may make them.
+const PERSONAL: &[&str] = &["conversation_id", "memory_id", "message_id"];
 
 const TRANSFER: &str = "/api/v1/assistants/{assistant_id}/ownership-transfer";
 const ACCEPT: &str = "/api/v1/assistants/{assistant_id}/ownership-transfer/accept";
@@ -138,6 +152,9 @@ const ACCEPT: &str = "/api/v1/assistants/{assistant_id}/ownership-transfer/accep
 fn plan(op: &Op) -> Plan {
     if op.body.is_some() {
         return Plan::Malformed;
+    }
+    if op.method == Method::GET && op.path.ends_with("/ws") {
+        return Plan::Upgrade;
     }
     if op.method == Method::GET {
         return Plan::Read;
@@ -238,10 +255,35 @@ impl World {
         self.fresh.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// A new item for `param`, made by the owner (a session of `email` for `session_id`).
-    async fn fresh_item(&self, param: &str, email: Option<&str>) -> String {
+    /// A new item for `param`, made by the owner (a session of `p`'s user for `session_id`;
+    /// a conversation or memory of `p`'s own when it may chat).
+    async fn fresh_item(&self, param: &str, p: Option<&Principal>) -> String {
         let n = self.n();
+        let email = p.and_then(|p| p.email.as_deref());
+        let maker = match p {
+            Some(p) if expect(&p.who, "assistant:chat") == Expect::Pass => {
+                p.token.clone().unwrap_or_else(|| self.owner.clone())
+            }
+            _ => self.owner.clone(),
+        };
         match param {
+            "conversation_id" => {
+                let path = self.assistant_path("/conversations");
+                let (status, c) = self.s.post(&path, &maker, json!({})).await;
+                assert_eq!(status, StatusCode::CREATED, "{c}");
+                c["id"].as_str().unwrap().to_string()
+            }
+            "memory_id" => {
+                let path = self.assistant_path("/memories");
+                let (status, m) = self
+                    .s
+                    .post(&path, &maker, json!({"content": format!("fact {n}")}))
+                    .await;
+                assert_eq!(status, StatusCode::CREATED, "{m}");
+                m["id"].as_str().unwrap().to_string()
+            }
+            // Only sent with a malformed body, which is refused before the message is looked up.
+            "message_id" => uuid::Uuid::now_v7().to_string(),
             "user_id" => {
                 let email = format!("fresh-{n}@tenant-a.test");
                 let id = self.s.add_user(&email, false);
@@ -489,7 +531,7 @@ fn judge(
         Expect::Refused(status) => sent.status == status && sent.content_type == PROBLEM_JSON,
         Expect::Pass => match plan {
             Plan::Read => sent.status == StatusCode::OK,
-            Plan::Malformed => sent.status == StatusCode::BAD_REQUEST,
+            Plan::Malformed | Plan::Upgrade => sent.status == StatusCode::BAD_REQUEST,
             _ => sent.status.is_success(),
         },
     };
@@ -548,8 +590,11 @@ async fn every_route_answers_every_principal_as_its_rule_says(b: Backend) {
                 if param == "assistant_id" || param == "workspace_id" {
                     continue;
                 }
-                if plans[oi] == Plan::FreshItem || !items.contains_key(param.as_str()) {
-                    let fresh = world.fresh_item(&param, p.email.as_deref()).await;
+                if plans[oi] == Plan::FreshItem
+                    || PERSONAL.contains(&param.as_str())
+                    || !items.contains_key(param.as_str())
+                {
+                    let fresh = world.fresh_item(&param, Some(p)).await;
                     items.insert(leak(param), fresh);
                 }
             }

@@ -2,6 +2,7 @@
 //! for PostgreSQL, a fresh database) on a free port, and drives it over HTTP.
 #![allow(dead_code)]
 
+pub mod chat;
 pub mod openapi;
 pub mod roles;
 

@@ -37,6 +37,13 @@ const KEYS: &[&str] = &[
     "oauth_providers",
     "oauth_allowed_return_origins",
     "oauth_state_ttl_secs",
+    "otlp_endpoint",
+    "previous_master_key_files",
+    "provider_connect_timeout_secs",
+    "provider_timeout_secs",
+    "provider_max_attempts",
+    "usage_flush_ms",
+    "model_prices",
 ];
 
 /// Flags every command that touches the store takes.
@@ -127,6 +134,41 @@ mod tests {
             assert_eq!(s.bind.port(), 3333);
             Ok(())
         });
+    }
+
+    #[test]
+    fn otlp_endpoint_comes_from_the_environment_and_is_checked() {
+        figment::Jail::expect_with(|jail| {
+            assert_eq!(
+                load(None, Overrides::default()).unwrap().otlp_endpoint,
+                None
+            );
+            jail.set_env("BASTION_OTLP_ENDPOINT", "http://127.0.0.1:4318");
+            let s = load(None, Overrides::default()).unwrap();
+            assert_eq!(s.otlp_endpoint.as_deref(), Some("http://127.0.0.1:4318"));
+            for bad in [
+                "127.0.0.1:4318",
+                "ftp://collector",
+                "http://user:pw@collector:4318",
+            ] {
+                jail.set_env("BASTION_OTLP_ENDPOINT", bad);
+                let e = load(None, Overrides::default()).unwrap_err();
+                assert!(format!("{e:#}").contains("otlp_endpoint"), "{bad}: {e:#}");
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn every_setting_can_come_from_the_environment() {
+        let doc = serde_json::to_value(Settings::default()).expect("settings serialize");
+        for key in doc.as_object().expect("an object").keys() {
+            assert!(
+                KEYS.contains(&key.as_str()),
+                "BASTION_{} is ignored: add {key} to KEYS",
+                key.to_uppercase()
+            );
+        }
     }
 
     #[test]

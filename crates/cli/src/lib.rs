@@ -5,6 +5,7 @@
 
 mod commands;
 mod config;
+mod otlp;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

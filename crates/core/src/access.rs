@@ -20,6 +20,9 @@ pub enum Access {
     Assistant(Capability),
     /// An owner of the assistant (deleting it, transferring ownership).
     AssistantOwner,
+    /// An assistant API key holding this capability, on the key's own assistant: the
+    /// endpoints for programs (`/v1/chat/completions`), whose path names no assistant.
+    ApiKey(Capability),
     /// Any member of the workspace named in the path.
     WorkspaceMember,
     /// A member of the workspace whose workspace role holds this capability.
@@ -38,6 +41,7 @@ impl fmt::Display for Access {
             Access::AssistantPerson => f.write_str("assistant:person"),
             Access::Assistant(c) => write!(f, "assistant:{c}"),
             Access::AssistantOwner => f.write_str("assistant:owner"),
+            Access::ApiKey(c) => write!(f, "key:{c}"),
             Access::WorkspaceMember => f.write_str("workspace:member"),
             Access::Workspace(c) => write!(f, "workspace:{c}"),
             Access::WorkspaceOwner => f.write_str("workspace:owner"),

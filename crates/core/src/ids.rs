@@ -72,3 +72,19 @@ id_type!(
     /// A workspace's credential for a model provider, sealed in the vault.
     ProviderKeyId
 );
+id_type!(
+    /// A conversation of one principal with one assistant.
+    ConversationId
+);
+id_type!(
+    /// One message of a conversation.
+    MessageId
+);
+id_type!(
+    /// A fact a user asked an assistant to remember.
+    MemoryId
+);
+id_type!(
+    /// One model call: the stored form of its trace span.
+    LlmCallId
+);

@@ -11,7 +11,8 @@ pub mod role;
 pub use access::Access;
 pub use capability::{Capability, CapabilitySet};
 pub use ids::{
-    ApiKeyId, AssistantId, InvitationId, ProviderKeyId, RoleId, SessionId, UserId, WorkspaceId,
+    ApiKeyId, AssistantId, ConversationId, InvitationId, LlmCallId, MemoryId, MessageId,
+    ProviderKeyId, RoleId, SessionId, UserId, WorkspaceId,
 };
 pub use principal::Principal;
 pub use role::{Holding, MemberRole, Role};

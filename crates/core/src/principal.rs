@@ -29,3 +29,13 @@ impl fmt::Display for Principal {
         }
     }
 }
+
+impl Principal {
+    /// The API key, when a program acts.
+    pub fn api_key(self) -> Option<ApiKeyId> {
+        match self {
+            Principal::User(_) => None,
+            Principal::ApiKey(k) => Some(k),
+        }
+    }
+}

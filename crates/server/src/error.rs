@@ -45,6 +45,18 @@ pub enum ApiError {
     Unprocessable(String),
     #[error("the request took too long")]
     Timeout,
+    /// A spend cap would be exceeded: refused before the provider is reached.
+    #[error("{0}")]
+    SpendCap(String),
+    /// A token limit of the assistant (per conversation, per user per day) is reached.
+    #[error("{detail}")]
+    LimitReached {
+        detail: String,
+        retry_after: Option<std::time::Duration>,
+    },
+    /// The model provider failed; the message never carries its key or raw answer.
+    #[error("{}", provider_detail(.0))]
+    Provider(bastion_runtime::ProviderError),
     #[error("the service is not ready")]
     Unavailable,
     #[error("internal error")]
@@ -96,6 +108,22 @@ impl ApiError {
             UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
             Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_input"),
             Timeout => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            SpendCap(_) => (StatusCode::PAYMENT_REQUIRED, "spend_cap_reached"),
+            LimitReached { .. } => (StatusCode::TOO_MANY_REQUESTS, "token_limit_reached"),
+            Provider(e) => {
+                use bastion_runtime::ProviderError as P;
+                match e {
+                    P::Unauthorized => (StatusCode::BAD_GATEWAY, "provider_auth_failed"),
+                    P::RateLimited { .. } => {
+                        (StatusCode::TOO_MANY_REQUESTS, "provider_rate_limited")
+                    }
+                    P::Unavailable { .. } => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
+                    P::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "provider_rejected"),
+                    P::Timeout => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
+                    P::Connect => (StatusCode::BAD_GATEWAY, "provider_unreachable"),
+                    P::Protocol(_) => (StatusCode::BAD_GATEWAY, "provider_protocol_error"),
+                }
+            }
             Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -103,6 +131,18 @@ impl ApiError {
 
     pub fn status(&self) -> StatusCode {
         self.parts().0
+    }
+
+    /// The problem+json body, also sent inside streams that fail after they began.
+    pub fn problem(&self) -> Problem {
+        let (status, code) = self.parts();
+        Problem {
+            kind: "about:blank",
+            title: status.canonical_reason().unwrap_or("Error"),
+            status: status.as_u16(),
+            detail: self.to_string(),
+            code,
+        }
     }
 }
 
@@ -128,23 +168,25 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, code) = self.parts();
+        let status = self.status();
         if let ApiError::Internal(cause) = &self {
             tracing::error!(%cause, "internal error");
         }
-        let problem = Problem {
-            kind: "about:blank",
-            title: status.canonical_reason().unwrap_or("Error"),
-            status: status.as_u16(),
-            detail: self.to_string(),
-            code,
-        };
+        let problem = self.problem();
         let mut res = (status, axum::Json(problem)).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),
         );
-        if let ApiError::TooManyAttempts(wait) | ApiError::RateLimited(wait) = &self {
+        let retry_after = match &self {
+            ApiError::TooManyAttempts(wait) | ApiError::RateLimited(wait) => Some(*wait),
+            ApiError::LimitReached { retry_after, .. } => *retry_after,
+            ApiError::Provider(bastion_runtime::ProviderError::RateLimited { retry_after }) => {
+                Some(retry_after.unwrap_or(std::time::Duration::from_secs(1)))
+            }
+            _ => None,
+        };
+        if let Some(wait) = retry_after {
             res.headers_mut().insert(
                 header::RETRY_AFTER,
                 HeaderValue::from(wait.as_secs().max(1)),
@@ -159,3 +201,29 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// What a client is told about a provider failure: what happened and what to do, in words
+/// of ours (the runtime's errors already keep keys and raw answers out).
+fn provider_detail(e: &bastion_runtime::ProviderError) -> String {
+    use bastion_runtime::ProviderError as P;
+    match e {
+        P::Unauthorized => {
+            "the model provider refused the assistant's provider key; an admin should check it"
+                .into()
+        }
+        P::RateLimited { .. } => {
+            "the model provider is rate limiting this assistant; try again shortly".into()
+        }
+        P::Unavailable { status } => {
+            format!("the model provider is unavailable (status {status}); try again shortly")
+        }
+        P::Rejected { status, message } => {
+            format!("the model provider refused the request (status {status}): {message}")
+        }
+        P::Timeout => "the model provider did not answer in time".into(),
+        P::Connect => "the model provider could not be reached".into(),
+        P::Protocol(what) => {
+            format!("the model provider sent an answer bastion could not read: {what}")
+        }
+    }
+}

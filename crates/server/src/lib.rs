@@ -2,6 +2,7 @@
 //! through, the routes, and the one mapping of errors to problem+json.
 
 pub mod attempts;
+pub mod chat;
 pub mod credentials;
 pub mod directory;
 pub mod error;
@@ -83,14 +84,35 @@ pub async fn serve(
         redis,
         metrics_handle(),
     )
-    .map_err(|e| std::io::Error::other(format!("master key: {e}")))?;
-    let app = app(state);
+    .map_err(|e| std::io::Error::other(e.to_string()))?;
+    // Answers a process that died left half-written are marked interrupted. On SQLite the
+    // database is this process's alone; a shared PostgreSQL may hold other nodes' live
+    // answers, so there only answers untouched for longer than a stream may idle are.
+    let margin = if store.backend() == bastion_store::Backend::Sqlite {
+        0
+    } else {
+        2 * 1000 * state.settings.provider_timeout_secs as i64
+    };
+    match store
+        .conversations()
+        .interrupt_unfinished(bastion_store::now_ms() - margin)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::warn!(
+            answers = n,
+            "answers cut short by an earlier stop are marked interrupted"
+        ),
+        Err(e) => tracing::error!(error = %e, "could not mark interrupted answers"),
+    }
+    let app = app(state.clone());
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    state.chat.recorder.finish().await;
     store.close().await;
     Ok(())
 }

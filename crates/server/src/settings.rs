@@ -86,6 +86,26 @@ pub struct Settings {
     pub oauth_allowed_return_origins: Vec<String>,
     /// How long an OAuth sign-in may take between start and callback.
     pub oauth_state_ttl_secs: u64,
+    /// Model calls: seconds to connect to a provider.
+    pub provider_connect_timeout_secs: u64,
+    /// Model calls: seconds to wait for a provider's answer to begin, and at most between two
+    /// parts of a streamed answer.
+    pub provider_timeout_secs: u64,
+    /// Model calls: attempts on a 429, a 5xx or a failed connection, with jittered back-off
+    /// (never once an answer has begun streaming).
+    pub provider_max_attempts: u32,
+    /// Usage counters and trace rows are written in the background this often (ms).
+    pub usage_flush_ms: u64,
+    /// Prices per million tokens in USD (`[model_prices."gpt-4o"] input_per_mtok_usd = 2.5,
+    /// output_per_mtok_usd = 10`); a name ending in `*` covers every model it prefixes. They
+    /// add to and override the built-in list prices. Spend caps are kept in these prices: a
+    /// capped key refuses models without one.
+    pub model_prices: std::collections::BTreeMap<String, bastion_runtime::Price>,
+    /// The OTLP/HTTP base URL of an OpenTelemetry collector, e.g. `http://127.0.0.1:4318`
+    /// (spans go to `{otlp_endpoint}/v1/traces`, as OTLP/JSON). When set, the span of every
+    /// model call (`bastion::llm`) is exported, with its OpenTelemetry GenAI attributes;
+    /// message contents and keys are never among them. Unset: nothing is exported.
+    pub otlp_endpoint: Option<String>,
 }
 
 impl Default for Settings {
@@ -119,6 +139,12 @@ impl Default for Settings {
             oauth_providers: Vec::new(),
             oauth_allowed_return_origins: Vec::new(),
             oauth_state_ttl_secs: 600,
+            provider_connect_timeout_secs: 5,
+            provider_timeout_secs: 60,
+            provider_max_attempts: 3,
+            usage_flush_ms: 200,
+            model_prices: Default::default(),
+            otlp_endpoint: None,
         }
     }
 }
@@ -157,6 +183,15 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("master.key"))
     }
 
+    /// The built-in prices with `model_prices` over them.
+    pub fn price_table(&self) -> bastion_runtime::PriceTable {
+        let mut table = bastion_runtime::PriceTable::builtin();
+        for (model, price) in &self.model_prices {
+            table.set(model, price.clone());
+        }
+        table
+    }
+
     /// Whether the bind address is reachable from other machines.
     pub fn is_public_bind(&self) -> bool {
         !self.bind.ip().is_loopback()
@@ -180,6 +215,30 @@ impl Settings {
                 return Err(bad(
                     "base_domain",
                     format!("{d:?} is not a lower-case DNS name"),
+                ));
+            }
+        }
+        if !(1..=600).contains(&self.provider_timeout_secs) {
+            return Err(bad("provider_timeout_secs", "must be between 1 and 600"));
+        }
+        if !(1..=60).contains(&self.provider_connect_timeout_secs) {
+            return Err(bad(
+                "provider_connect_timeout_secs",
+                "must be between 1 and 60",
+            ));
+        }
+        if !(1..=10).contains(&self.provider_max_attempts) {
+            return Err(bad("provider_max_attempts", "must be between 1 and 10"));
+        }
+        if !(10..=10_000).contains(&self.usage_flush_ms) {
+            return Err(bad("usage_flush_ms", "must be between 10 and 10000"));
+        }
+        for (model, p) in &self.model_prices {
+            let ok = |v: f64| v.is_finite() && v >= 0.0;
+            if !ok(p.input_per_mtok_usd) || !ok(p.output_per_mtok_usd) {
+                return Err(bad(
+                    "model_prices",
+                    format!("{model:?}: prices are non-negative numbers"),
                 ));
             }
         }
@@ -227,6 +286,23 @@ impl Settings {
                 "cache_ttl_secs",
                 "must be at most 300 (stale grants outlive revocation)",
             ));
+        }
+        if let Some(endpoint) = &self.otlp_endpoint {
+            let ok = url::Url::parse(endpoint).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.username().is_empty()
+                    && u.password().is_none()
+                    && u.query().is_none()
+                    && u.fragment().is_none()
+            });
+            if !ok {
+                return Err(bad(
+                    "otlp_endpoint",
+                    "must be an http:// or https:// URL such as http://127.0.0.1:4318, \
+                     without credentials (give those in OTEL_EXPORTER_OTLP_HEADERS)",
+                ));
+            }
         }
         tracing_filter_ok(&self.log_level).map_err(|e| bad("log_level", e))?;
         self.validate_oauth()?;

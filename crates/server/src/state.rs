@@ -38,6 +38,17 @@ pub struct Inner {
     pub metrics: PrometheusHandle,
     /// OAuth/OIDC sign-in: the configured providers and their cached discovery.
     pub oauth: bastion_auth::oauth::OAuth,
+    /// The conversation runtime: provider clients, model routes, usage, call records.
+    pub chat: crate::chat::Chat,
+}
+
+/// Why the application state could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("master key: {0}")]
+    Vault(#[from] bastion_vault::VaultError),
+    #[error("model provider client: {0}")]
+    Provider(#[from] bastion_runtime::ProviderError),
 }
 
 impl Deref for AppState {
@@ -56,7 +67,7 @@ impl AppState {
         previous_master_keys: &[&[u8]],
         redis: Option<bastion_auth::shared_redis::ConnectionManager>,
         metrics: PrometheusHandle,
-    ) -> Result<Self, bastion_vault::VaultError> {
+    ) -> Result<Self, StateError> {
         let previous = previous_master_keys
             .iter()
             .map(|k| bastion_vault::MasterKey::from_bytes(k))
@@ -83,7 +94,9 @@ impl AppState {
         };
         let directory = Directory::new(store.clone(), Duration::from_secs(settings.cache_ttl_secs));
         let oauth = crate::oauth::build(&settings, &keys);
+        let chat = crate::chat::Chat::new(store.clone(), &settings)?;
         Ok(AppState(Arc::new(Inner {
+            chat,
             vault,
             previous_keys,
             store,

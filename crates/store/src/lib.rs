@@ -7,13 +7,18 @@
 //! crate loaded for a user: a handler cannot read another tenant's rows by mistake.
 
 pub mod api_keys;
+pub mod assistant_settings;
 pub mod assistants;
 pub mod audit;
+pub mod conversations;
 pub mod domains;
 pub mod error;
+pub mod feedback;
 pub mod identities;
 pub mod invitations;
+pub mod llm_calls;
 pub mod memberships;
+pub mod memories;
 pub mod mfa;
 pub mod nonces;
 pub mod ownership;
@@ -21,6 +26,7 @@ pub mod provider_keys;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
+pub mod usage;
 pub mod users;
 pub mod workspaces;
 
@@ -166,6 +172,24 @@ impl Store {
     }
     pub fn provider_keys(&self) -> provider_keys::ProviderKeys<'_> {
         provider_keys::ProviderKeys { pool: &self.pool }
+    }
+    pub fn assistant_settings(&self) -> assistant_settings::Settings<'_> {
+        assistant_settings::Settings { pool: &self.pool }
+    }
+    pub fn conversations(&self) -> conversations::Conversations<'_> {
+        conversations::Conversations { pool: &self.pool }
+    }
+    pub fn memories(&self) -> memories::Memories<'_> {
+        memories::Memories { pool: &self.pool }
+    }
+    pub fn feedback(&self) -> feedback::FeedbackRepo<'_> {
+        feedback::FeedbackRepo { pool: &self.pool }
+    }
+    pub fn llm_calls(&self) -> llm_calls::LlmCalls<'_> {
+        llm_calls::LlmCalls { store: self }
+    }
+    pub fn usage(&self) -> usage::Usage<'_> {
+        usage::Usage { store: self }
     }
     pub fn audit(&self) -> audit::AuditLog<'_> {
         audit::AuditLog {

@@ -158,15 +158,25 @@ impl ProviderKeys<'_> {
     }
 
     pub async fn get(&self, scope: &WorkspaceScope, id: ProviderKeyId) -> Result<ProviderKey> {
+        self.in_workspace(scope.workspace_id(), id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    /// Key `id` if it is `workspace`'s: the one look-up every scoped read goes through.
+    async fn in_workspace(
+        &self,
+        workspace: WorkspaceId,
+        id: ProviderKeyId,
+    ) -> Result<Option<ProviderKey>> {
         let r = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM provider_keys WHERE id = $1 AND workspace_id = $2"
         ))
         .bind(id.to_string())
-        .bind(scope.workspace_id().to_string())
+        .bind(workspace.to_string())
         .fetch_optional(self.pool)
-        .await?
-        .ok_or(StoreError::NotFound)?;
-        provider_key(&r)
+        .await?;
+        r.as_ref().map(provider_key).transpose()
     }
 
     /// Applies `patch`. A revoked key stays revoked (409 on any change) and loses its secret.
@@ -265,5 +275,47 @@ impl ProviderKeys<'_> {
                 .execute(self.pool)
                 .await?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+impl ProviderKeys<'_> {
+    /// The key an assistant's model calls use: the one its settings name while that is
+    /// active; otherwise the newest active key of the same provider and base URL in the
+    /// assistant's workspace. This is what makes rotation seamless: promote a standby key,
+    /// revoke the old one, and the next call takes the new key with no settings change.
+    pub async fn usable_for(
+        &self,
+        scope: &crate::AssistantScope,
+        named: ProviderKeyId,
+    ) -> Result<Option<ProviderKey>> {
+        let ws = scope.workspace_id().to_string();
+        let Some(key) = self.in_workspace(scope.workspace_id(), named).await? else {
+            return Ok(None);
+        };
+        if key.status == KeyStatus::Active {
+            return Ok(Some(key));
+        }
+        let r = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM provider_keys WHERE workspace_id = $1 AND provider = $2 \
+             AND COALESCE(base_url, '') = $3 AND status = 'active' \
+             ORDER BY updated_at DESC, id DESC LIMIT 1"
+        ))
+        .bind(&ws)
+        .bind(key.provider.as_str())
+        .bind(key.base_url.clone().unwrap_or_default())
+        .fetch_optional(self.pool)
+        .await?;
+        r.as_ref().map(provider_key).transpose()
+    }
+
+    /// A key of the scoped assistant's workspace, whatever its status (settings validation).
+    pub async fn in_assistant_workspace(
+        &self,
+        scope: &crate::AssistantScope,
+        id: ProviderKeyId,
+    ) -> Result<ProviderKey> {
+        self.in_workspace(scope.workspace_id(), id)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 }

@@ -94,7 +94,7 @@ impl AssistantScope {
         let allowed = match access {
             Access::AssistantMember => true,
             Access::AssistantPerson => in_person,
-            Access::Assistant(cap) => holding.capabilities.contains(cap),
+            Access::Assistant(cap) | Access::ApiKey(cap) => holding.capabilities.contains(cap),
             Access::AssistantOwner => holding.owner,
             _ => false,
         };

@@ -1,12 +1,15 @@
 //! `bastion serve`
 
 use crate::config::{self, Overrides, StoreArgs};
+use crate::otlp;
 use anyhow::Context;
 use bastion_auth::signing_key;
 use bastion_server::settings::LogFormat;
 use clap::Args;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -33,8 +36,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let settings = config::load(args.store.config.as_deref(), overrides)?;
     settings.check_bind().context("refusing to start")?;
-    // Held until the server stops: dropping it flushes the log lines still queued.
-    let _log_flush = init_logging(&settings);
+    // Held until the server stops, then flushed: the spans still queued, the log lines.
+    let telemetry = init_logging(&settings)?;
+    let result = serve(settings).await;
+    telemetry.shutdown().await;
+    result
+}
+
+async fn serve(settings: bastion_server::Settings) -> anyhow::Result<ExitCode> {
     let store = super::open_store(&settings).await?;
     let keys = signing_key::SigningKeys::load(
         &settings.signing_key_path(),
@@ -84,30 +93,56 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// What [`init_logging`] set up, to be flushed when the server stops.
+struct Telemetry {
+    log_flush: tracing_appender::non_blocking::WorkerGuard,
+    otlp: Option<otlp::Otlp>,
+}
+
+impl Telemetry {
+    /// Sends the spans still queued (while logging still works, to report a failure), then
+    /// the log lines.
+    async fn shutdown(self) {
+        if let Some(otlp) = self.otlp {
+            otlp.shutdown().await;
+        }
+        drop(self.log_flush);
+    }
+}
+
 /// Logs go to stdout through a writer thread, so a request never waits on the terminal or
 /// the pipe. The queue applies back-pressure when full rather than dropping lines; the
 /// thread writes what is queued in one go and flushes whenever the queue runs empty.
-fn init_logging(
-    settings: &bastion_server::Settings,
-) -> tracing_appender::non_blocking::WorkerGuard {
+///
+/// With `otlp_endpoint` set, the spans of model calls are also exported over OTLP, whatever
+/// the log level: each layer has its own filter.
+fn init_logging(settings: &bastion_server::Settings) -> anyhow::Result<Telemetry> {
+    let otlp = settings
+        .otlp_endpoint
+        .as_deref()
+        .map(otlp::Otlp::new)
+        .transpose()?;
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&settings.log_level));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+    let (writer, log_flush) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,
             std::io::stdout(),
         ));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let fmt = tracing_subscriber::fmt::layer()
         .with_target(true)
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
-    let _ = match settings.log_format {
-        LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+    let fmt = match settings.log_format {
+        LogFormat::Json => fmt.json().boxed(),
+        LogFormat::Text => fmt.boxed(),
     };
-    guard
+    let _ = tracing_subscriber::registry()
+        .with(otlp.as_ref().map(otlp::Otlp::layer))
+        .with(fmt.with_filter(filter))
+        .try_init();
+    Ok(Telemetry { log_flush, otlp })
 }
 
 async fn shutdown_signal() {

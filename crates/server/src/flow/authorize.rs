@@ -123,6 +123,12 @@ async fn authorize_user(
     }
     let user = caller.user.id;
     match access {
+        Access::ApiKey(_) => {
+            return Err(ApiError::Forbidden(
+                "this endpoint is for programs: authenticate with an assistant API key (bst_…)"
+                    .into(),
+            ))
+        }
         Access::Public | Access::Authenticated => {}
         Access::Operator => {
             if !caller.user.is_operator {
@@ -199,11 +205,17 @@ async fn authorize_key(
     meta: &Meta,
     ext: &mut Extensions,
 ) -> Result<(), ApiError> {
-    if !is_about_an_assistant(access) {
-        return Err(bound_to_one_assistant("an API key"));
-    }
-    let assistant = target
-        .assistant
+    let assistant = match access {
+        // The program endpoints name no assistant: the key's own is the tenant, unless the
+        // Host names another (404, as for any other assistant).
+        Access::ApiKey(_) => match target.assistant {
+            Some(a) => Some(a),
+            None => state.directory.assistant(key.key().assistant_id).await?,
+        },
+        a if is_about_an_assistant(a) => target.assistant,
+        _ => return Err(bound_to_one_assistant("an API key")),
+    };
+    let assistant = assistant
         .filter(|a| a.id == key.key().assistant_id)
         .ok_or(ApiError::NotFound)?;
     let refused = |reason| Refused {
@@ -229,5 +241,6 @@ async fn authorize_key(
     };
     state.directory.note_key_use(key.key().id);
     ext.insert(InAssistant { scope, assistant });
+    ext.insert(key);
     Ok(())
 }

@@ -65,6 +65,18 @@ pub struct InAssistant {
     pub assistant: Arc<Assistant>,
 }
 
+/// The API key a program's request came with; `None` for a person's request. The model
+/// endpoints charge its spend cap.
+#[derive(Clone)]
+pub struct KeyUsed(pub Option<Arc<KeyGrant>>);
+
+impl<S: Send + Sync> FromRequestParts<S> for KeyUsed {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(KeyUsed(parts.extensions.get::<Arc<KeyGrant>>().cloned()))
+    }
+}
+
 /// The authorized workspace.
 #[derive(Clone)]
 pub struct InWorkspace {
@@ -123,5 +135,33 @@ impl<S: Send + Sync, T: std::str::FromStr> FromRequestParts<S> for ItemParam<T> 
             .map_err(|_| ApiError::NotFound)?;
         let (_, raw) = params.iter().last().ok_or(ApiError::NotFound)?;
         raw.parse().map(ItemParam).map_err(|_| ApiError::NotFound)
+    }
+}
+
+/// The path parameters by name, for routes with more than one item under the tenant (a
+/// message of a conversation); [`PathParams::id`] parses one, a malformed one is a 404.
+pub struct PathParams(std::collections::HashMap<String, String>);
+
+impl PathParams {
+    pub fn id<T: std::str::FromStr>(&self, name: &str) -> Result<T, ApiError> {
+        self.0
+            .get(name)
+            .and_then(|v| v.parse().ok())
+            .ok_or(ApiError::NotFound)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for PathParams {
+    type Rejection = ApiError;
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = axum::extract::RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound)?;
+        Ok(PathParams(
+            params
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
     }
 }

@@ -16,7 +16,9 @@ use axum::extract::{RawPathParams, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bastion_core::Access;
-pub use context::{Actor, Authenticated, Caller, InAssistant, InWorkspace, ItemParam, Meta};
+pub use context::{
+    Actor, Authenticated, Caller, InAssistant, InWorkspace, ItemParam, KeyUsed, Meta, PathParams,
+};
 use record::Recorded;
 
 /// The per-route state of the gate: the app and the access rule the route declared.

@@ -3,21 +3,27 @@
 //! is listed by [`route_table`] and checked against the OpenAPI document by a test.
 
 pub mod api_keys;
+pub mod assistant_settings;
 pub mod assistants;
 pub mod audit;
 pub mod auth;
+pub mod conversations;
 pub mod domains;
+pub mod feedback;
 pub mod health;
 pub mod me;
 pub mod members;
+pub mod memories;
 pub mod mfa;
 pub mod oauth;
+pub mod openai;
 pub mod openapi;
 pub mod ownership;
 pub mod provider_keys;
 pub mod roles;
 pub mod scoped_tokens;
 pub mod sessions;
+pub mod traces;
 pub mod views;
 pub mod workspaces;
 
@@ -366,6 +372,97 @@ fn api(state: AppState) -> Api {
             Assistant(C::MembersManage),
             members::list_invitations,
         )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/settings",
+            Assistant(C::SettingsManage),
+            assistant_settings::get,
+        )
+        .route(
+            M::PUT,
+            "/api/v1/assistants/{assistant_id}/settings",
+            Assistant(C::SettingsManage),
+            assistant_settings::put,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/conversations",
+            Assistant(C::Chat),
+            conversations::create,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/conversations",
+            Assistant(C::ConversationsRead),
+            conversations::list,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}",
+            Assistant(C::ConversationsRead),
+            conversations::get,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}",
+            Assistant(C::Chat),
+            conversations::delete,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}/messages",
+            Assistant(C::Chat),
+            conversations::post_message,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}/ws",
+            Assistant(C::Chat),
+            conversations::websocket,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}/traces",
+            Assistant(C::TracesRead),
+            traces::list,
+        )
+        .route(
+            M::PUT,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}/messages/{message_id}/feedback",
+            Assistant(C::Chat),
+            feedback::put,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/feedback",
+            Assistant(C::FeedbackRead),
+            feedback::list,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/memories",
+            Assistant(C::Chat),
+            memories::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/memories",
+            Assistant(C::Chat),
+            memories::add,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/memories/{memory_id}",
+            Assistant(C::Chat),
+            memories::delete,
+        )
+        .route(
+            M::POST,
+            "/v1/chat/completions",
+            ApiKey(C::Chat),
+            openai::chat_completions,
+        )
+        .route(M::GET, "/v1/models", ApiKey(C::Chat), openai::models)
         .route(
             M::DELETE,
             "/api/v1/assistants/{assistant_id}/invitations/{invitation_id}",

@@ -2,8 +2,9 @@
 
 use crate::routes::RouteSpec;
 use crate::routes::{
-    api_keys, assistants, audit, auth, domains, health, me, members, mfa, oauth, ownership,
-    provider_keys, roles, scoped_tokens, sessions, views, workspaces,
+    api_keys, assistant_settings, assistants, audit, auth, conversations, domains, feedback,
+    health, me, members, memories, mfa, oauth, openai, ownership, provider_keys, roles,
+    scoped_tokens, sessions, traces, views, workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -35,8 +36,13 @@ use utoipa::{Modify, OpenApi};
         scoped_tokens::issue,
         provider_keys::list, provider_keys::create, provider_keys::get, provider_keys::update,
         provider_keys::delete,
+        assistant_settings::get, assistant_settings::put,
+        conversations::create, conversations::list, conversations::get, conversations::delete,
+        conversations::post_message, conversations::websocket, traces::list,
+        feedback::put, feedback::list, memories::list, memories::add, memories::delete,
+        openai::chat_completions, openai::models,
     ),
-    components(schemas(crate::error::Problem, views::UserView, bastion_core::Capability, bastion_core::Role)),
+    components(schemas(crate::error::Problem, conversations::TurnStarted, conversations::TurnDelta, conversations::TurnDone, views::UserView, bastion_core::Capability, bastion_core::Role)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

@@ -65,8 +65,28 @@ pub struct ProviderKeyView {
     pub last4: String,
     pub status: KeyStatus,
     pub monthly_spend_cap_usd: Option<f64>,
+    /// What calls through the key cost this calendar month (UTC), at the configured prices.
+    pub spent_this_month_usd: f64,
+    /// Tokens in and out through the key this month.
+    pub tokens_this_month: i64,
     pub created_at: String,
     pub updated_at: String,
+}
+
+impl ProviderKeyView {
+    /// The view with the key's usage this month (as this node counts it).
+    async fn with_usage(state: &AppState, k: &ProviderKey) -> ApiResult<ProviderKeyView> {
+        let mut v = ProviderKeyView::from(k);
+        let month = crate::chat::meter::month(time::OffsetDateTime::now_utc());
+        let used = state
+            .chat
+            .meter
+            .used(&(format!("provider_key:{}", k.id), month))
+            .await?;
+        v.spent_this_month_usd = validate::micros_usd(used.cost_micros);
+        v.tokens_this_month = used.tokens();
+        Ok(v)
+    }
 }
 
 impl From<&ProviderKey> for ProviderKeyView {
@@ -79,6 +99,8 @@ impl From<&ProviderKey> for ProviderKeyView {
             last4: k.last4.clone(),
             status: k.status,
             monthly_spend_cap_usd: k.monthly_spend_cap_micros.map(validate::micros_usd),
+            spent_this_month_usd: 0.0,
+            tokens_this_month: 0,
             created_at: rfc3339(k.created_at),
             updated_at: rfc3339(k.updated_at),
         }
@@ -149,7 +171,11 @@ pub async fn list(
     at: InWorkspace,
 ) -> ApiResult<Json<Vec<ProviderKeyView>>> {
     let keys = state.store.provider_keys().list(&at.scope).await?;
-    Ok(Json(keys.iter().map(ProviderKeyView::from).collect()))
+    let mut views = Vec::with_capacity(keys.len());
+    for k in &keys {
+        views.push(ProviderKeyView::with_usage(&state, k).await?);
+    }
+    Ok(Json(views))
 }
 
 /// Stores a provider key, sealed under the workspace's data key.
@@ -200,6 +226,8 @@ pub async fn create(
         updated_at: now,
     };
     state.store.provider_keys().create(&at.scope, &key).await?;
+    // Assistants may be calling through it: their cached routes are read again.
+    state.chat.routes.forget_all();
     audit(&state, &caller, &meta, &at, "provider_key.create", &key).await;
     Ok((StatusCode::CREATED, Json(ProviderKeyView::from(&key))))
 }
@@ -213,7 +241,7 @@ pub async fn get(
     ItemParam(id): ItemParam<ProviderKeyId>,
 ) -> ApiResult<Json<ProviderKeyView>> {
     let key = state.store.provider_keys().get(&at.scope, id).await?;
-    Ok(Json(ProviderKeyView::from(&key)))
+    Ok(Json(ProviderKeyView::with_usage(&state, &key).await?))
 }
 
 /// Renames a key, changes its cap, promotes it (`standby` → `active`), puts it on standby,
@@ -251,8 +279,10 @@ pub async fn update(
         Some(KeyStatus::Revoked) => "provider_key.revoke",
         _ => "provider_key.update",
     };
+    // Assistants may be calling through it: their cached routes are read again.
+    state.chat.routes.forget_all();
     audit(&state, &caller, &meta, &at, action, &key).await;
-    Ok(Json(ProviderKeyView::from(&key)))
+    Ok(Json(ProviderKeyView::with_usage(&state, &key).await?))
 }
 
 #[utoipa::path(delete, path = "/api/v1/workspaces/{workspace_id}/provider-keys/{provider_key_id}", tag = "provider-keys", security(("bearer" = [])),
@@ -266,6 +296,8 @@ pub async fn delete(
     ItemParam(id): ItemParam<ProviderKeyId>,
 ) -> ApiResult<StatusCode> {
     let key = state.store.provider_keys().delete(&at.scope, id).await?;
+    // Assistants may be calling through it: their cached routes are read again.
+    state.chat.routes.forget_all();
     audit(&state, &caller, &meta, &at, "provider_key.delete", &key).await;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,0 +1,437 @@
+//! The runtime's `Client` against the fake, in both wire formats: the fake is checked to speak
+//! the formats the client expects, and the client's retries, timeouts and error mapping are
+//! checked against real HTTP.
+
+use bastion_fake_provider::{FakeHandle, FakeProvider};
+use bastion_runtime::{
+    ChatMessage, ChatRequest, Client, ClientConfig, Endpoint, EventStream, ProviderError,
+    ProviderKind, Role, StreamEvent, Usage,
+};
+use futures::StreamExt;
+use secrecy::SecretString;
+use std::time::{Duration, Instant};
+
+const KEY: &str = "sk-test-0123456789abcdef";
+const BOTH: [ProviderKind; 2] = [ProviderKind::OpenAi, ProviderKind::Anthropic];
+
+fn endpoint(fake: &FakeHandle, kind: ProviderKind, key: &str) -> Endpoint {
+    let base = match kind {
+        ProviderKind::OpenAi => fake.base_url_openai(),
+        ProviderKind::Anthropic => fake.base_url_anthropic(),
+    };
+    Endpoint {
+        kind,
+        base_url: base.parse().unwrap(),
+        api_key: SecretString::from(key),
+    }
+}
+
+/// Retries without real waiting, and timeouts short enough for tests.
+fn client() -> Client {
+    Client::new(ClientConfig {
+        connect_timeout: Duration::from_secs(2),
+        response_timeout: Duration::from_secs(5),
+        idle_timeout: Duration::from_secs(5),
+        max_attempts: 3,
+        backoff_base: Duration::from_millis(1),
+        backoff_max: Duration::from_millis(10),
+    })
+    .unwrap()
+}
+
+fn request(text: &str, max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        model: "fake-model".into(),
+        system: Some("be brief".into()),
+        messages: vec![
+            ChatMessage::new(Role::User, "first question"),
+            ChatMessage::new(Role::Assistant, "first answer"),
+            ChatMessage::new(Role::User, text),
+        ],
+        temperature: Some(0.2),
+        max_tokens,
+    }
+}
+
+/// The prompt of `request(text)` in words: "be brief" + 2 + 2 + `text`.
+fn prompt_words(text: &str) -> u64 {
+    6 + text.split_whitespace().count() as u64
+}
+
+/// Everything a stream yields: its deltas and its end (Done, or an error).
+struct Outcome {
+    deltas: Vec<String>,
+    done: Vec<(String, Usage)>,
+    error: Option<ProviderError>,
+}
+
+async fn drain(mut stream: EventStream) -> Outcome {
+    let mut out = Outcome {
+        deltas: vec![],
+        done: vec![],
+        error: None,
+    };
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(StreamEvent::Delta(text)) => {
+                assert!(out.done.is_empty(), "a delta after Done");
+                out.deltas.push(text);
+            }
+            Ok(StreamEvent::Done {
+                finish_reason,
+                usage,
+            }) => out.done.push((finish_reason, usage)),
+            Err(err) => {
+                assert!(out.error.is_none(), "two errors");
+                out.error = Some(err);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn complete_in_both_formats() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        let got = client
+            .complete(&endpoint(&fake, kind, KEY), &request("hello there", 100))
+            .await
+            .unwrap();
+        assert_eq!(got.content, "You said: hello there", "{kind:?}");
+        assert_eq!(got.finish_reason, "stop");
+        assert_eq!(
+            got.usage,
+            Usage {
+                input_tokens: prompt_words("hello there"),
+                output_tokens: 4
+            }
+        );
+    }
+    let sent = fake.requests();
+    assert_eq!(sent.len(), 2);
+    let (openai, anthropic) = (&sent[0], &sent[1]);
+    assert_eq!(openai.path, "/v1/chat/completions");
+    assert_eq!(openai.api_key, KEY);
+    assert_eq!(openai.body["stream"], false);
+    assert_eq!(openai.body["messages"][0]["role"], "system");
+    assert_eq!(openai.body["messages"].as_array().unwrap().len(), 4);
+    assert_eq!(anthropic.path, "/v1/messages");
+    assert_eq!(anthropic.api_key, KEY);
+    assert_eq!(anthropic.body["system"], "be brief");
+    assert_eq!(anthropic.body["max_tokens"], 100);
+    assert_eq!(anthropic.body["messages"].as_array().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn stream_in_both_formats() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        let stream = client
+            .stream(&endpoint(&fake, kind, KEY), &request("hello there", 100))
+            .await
+            .unwrap();
+        let out = drain(stream).await;
+        assert!(out.error.is_none(), "{kind:?}: {:?}", out.error);
+        assert_eq!(
+            out.deltas,
+            ["You", " said:", " hello", " there"],
+            "{kind:?}"
+        );
+        assert_eq!(
+            out.done,
+            [(
+                "stop".to_owned(),
+                Usage {
+                    input_tokens: prompt_words("hello there"),
+                    output_tokens: 4
+                }
+            )]
+        );
+    }
+    let sent = fake.requests();
+    assert_eq!(sent[0].body["stream"], true);
+    assert_eq!(sent[0].body["stream_options"]["include_usage"], true);
+    assert_eq!(sent[1].body["stream"], true);
+}
+
+#[tokio::test]
+async fn max_tokens_cuts_the_answer_with_finish_length() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        let ep = endpoint(&fake, kind, KEY);
+        let got = client
+            .complete(&ep, &request("one two three", 2))
+            .await
+            .unwrap();
+        assert_eq!(got.content, "You said:", "{kind:?}");
+        assert_eq!(got.finish_reason, "length", "{kind:?}");
+        assert_eq!(got.usage.output_tokens, 2);
+
+        let out = drain(
+            client
+                .stream(&ep, &request("one two three", 3))
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(out.deltas.concat(), "You said: one");
+        assert_eq!(out.done[0].0, "length", "{kind:?}");
+        assert_eq!(out.done[0].1.output_tokens, 3);
+    }
+}
+
+#[tokio::test]
+async fn a_fixed_reply_replaces_the_echo() {
+    let fake = FakeProvider::start();
+    fake.set_reply(Some("Fixed answer here.".into()));
+    for kind in BOTH {
+        let got = client()
+            .complete(&endpoint(&fake, kind, KEY), &request("ignored", 100))
+            .await
+            .unwrap();
+        assert_eq!(got.content, "Fixed answer here.");
+    }
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        let ep = endpoint(&fake, kind, KEY);
+        let before = fake.request_count();
+        fake.fail_next(2, 503);
+        let got = client.complete(&ep, &request("hi", 100)).await.unwrap();
+        assert_eq!(got.content, "You said: hi");
+        assert_eq!(
+            fake.request_count() - before,
+            3,
+            "{kind:?}: 2 failures + 1 success"
+        );
+
+        // A stream is retried the same way, before any of it is handed out.
+        fake.fail_next(2, 503);
+        let out = drain(client.stream(&ep, &request("hi", 100)).await.unwrap()).await;
+        assert_eq!(out.deltas.concat(), "You said: hi");
+        assert_eq!(out.done.len(), 1);
+    }
+    // Anthropic's "overloaded" status is retried too.
+    fake.fail_next(2, 529);
+    client
+        .complete(
+            &endpoint(&fake, ProviderKind::Anthropic, KEY),
+            &request("hi", 100),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn persistent_rate_limiting_gives_rate_limited_after_max_attempts() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        let before = fake.request_count();
+        fake.fail_next(5, 429);
+        let err = client
+            .complete(&endpoint(&fake, kind, KEY), &request("hi", 100))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, ProviderError::RateLimited { retry_after: Some(d) } if d.is_zero()),
+            "{kind:?}: {err:?}"
+        );
+        assert_eq!(err.kind(), "rate_limited");
+        assert_eq!(fake.request_count() - before, 3, "max_attempts in total");
+        fake.fail_next(0, 429);
+    }
+}
+
+#[tokio::test]
+async fn server_errors_after_the_last_attempt_are_unavailable() {
+    let fake = FakeProvider::start();
+    let once = Client::new(ClientConfig {
+        max_attempts: 1,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    fake.fail_next(1, 500);
+    let err = once
+        .complete(
+            &endpoint(&fake, ProviderKind::OpenAi, KEY),
+            &request("hi", 100),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ProviderError::Unavailable { status: 500 }),
+        "{err:?}"
+    );
+    assert_eq!(fake.request_count(), 1);
+}
+
+#[tokio::test]
+async fn a_stalled_stream_ends_in_timeout_after_the_idle_limit() {
+    let fake = FakeProvider::start();
+    fake.set_stall_after(Some(2));
+    let client = Client::new(ClientConfig {
+        idle_timeout: Duration::from_millis(300),
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    for kind in BOTH {
+        let started = Instant::now();
+        let stream = client
+            .stream(&endpoint(&fake, kind, KEY), &request("a b c d", 100))
+            .await
+            .unwrap();
+        let out = drain(stream).await;
+        assert_eq!(out.deltas, ["You", " said:"], "{kind:?}");
+        assert!(out.done.is_empty());
+        assert!(
+            matches!(out.error, Some(ProviderError::Timeout)),
+            "{:?}",
+            out.error
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+}
+
+#[tokio::test]
+async fn a_stream_cut_mid_answer_is_a_protocol_error() {
+    let fake = FakeProvider::start();
+    fake.set_stall_after(Some(1));
+    for kind in BOTH {
+        let mut stream = client()
+            .stream(&endpoint(&fake, kind, KEY), &request("a b c", 100))
+            .await
+            .unwrap();
+        let first = stream.next().await.unwrap().unwrap();
+        assert_eq!(first, StreamEvent::Delta("You".into()));
+        fake.cut_streams();
+        let out = drain(stream).await;
+        assert!(out.done.is_empty(), "{kind:?}");
+        assert!(
+            matches!(out.error, Some(ProviderError::Protocol(_))),
+            "{kind:?}: {:?}",
+            out.error
+        );
+    }
+}
+
+#[tokio::test]
+async fn token_delay_paces_the_stream() {
+    let fake = FakeProvider::start();
+    fake.set_token_delay(Duration::from_millis(40));
+    let started = Instant::now();
+    let out = drain(
+        client()
+            .stream(
+                &endpoint(&fake, ProviderKind::OpenAi, KEY),
+                &request("x", 100),
+            )
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(out.deltas.concat(), "You said: x");
+    // role chunk + 3 deltas + finish + usage + [DONE]: 7 pauses.
+    assert!(started.elapsed() >= Duration::from_millis(7 * 40));
+}
+
+#[tokio::test]
+async fn a_rejected_key_is_unauthorized_and_never_shown() {
+    let fake = FakeProvider::start();
+    fake.reject_key(KEY);
+    for kind in BOTH {
+        for stream in [false, true] {
+            let ep = endpoint(&fake, kind, KEY);
+            let err = if stream {
+                client()
+                    .stream(&ep, &request("hi", 100))
+                    .await
+                    .err()
+                    .unwrap()
+            } else {
+                client()
+                    .complete(&ep, &request("hi", 100))
+                    .await
+                    .unwrap_err()
+            };
+            assert!(matches!(err, ProviderError::Unauthorized), "{err:?}");
+            let shown = format!("{err} {err:?}");
+            assert!(
+                !shown.contains(KEY) && !shown.contains("89abcdef"),
+                "{shown}"
+            );
+        }
+    }
+    // Not retried: a bad key stays bad.
+    assert_eq!(fake.request_count(), 4);
+    // No key at all is refused too.
+    let err = client()
+        .complete(
+            &endpoint(&fake, ProviderKind::OpenAi, ""),
+            &request("hi", 100),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Unauthorized), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_refused_request_is_rejected_with_the_providers_message() {
+    let fake = FakeProvider::start();
+    let err = client()
+        .complete(
+            &endpoint(&fake, ProviderKind::Anthropic, KEY),
+            &request("hi", 0),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        ProviderError::Rejected { status, message } => {
+            assert_eq!(*status, 400);
+            assert_eq!(
+                message,
+                "max_tokens: Input should be greater than or equal to 1"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(fake.request_count(), 1, "a 400 is not retried");
+}
+
+#[tokio::test]
+async fn a_dead_provider_is_connect() {
+    let fake = FakeProvider::start();
+    let ep = endpoint(&fake, ProviderKind::OpenAi, KEY);
+    fake.shutdown();
+    // Give the accept loop a moment to drop the listener.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let err = client()
+        .complete(&ep, &request("hi", 100))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::Connect), "{err:?}");
+    assert_eq!(err.to_string(), "could not connect to the provider");
+}
+
+#[tokio::test]
+async fn recording_can_be_switched_off() {
+    let fake = FakeProvider::start();
+    fake.set_recording(false);
+    let ep = endpoint(&fake, ProviderKind::OpenAi, KEY);
+    client().complete(&ep, &request("hi", 10)).await.unwrap();
+    assert!(fake.requests().is_empty());
+    assert_eq!(fake.request_count(), 1);
+    fake.set_recording(true);
+    client().complete(&ep, &request("hi", 10)).await.unwrap();
+    assert_eq!(fake.requests().len(), 1);
+    fake.clear_requests();
+    assert!(fake.requests().is_empty());
+}

@@ -9,10 +9,13 @@
 #             database, model "fake-model" routed to the same fake
 #
 # Each of {non-stream, stream} × {concurrency 1 (closed loop), 200 and 2,000 requests/s
-# (open loop, latency counted from when each request was due)} runs for every target,
-# interleaved, --rounds times; the median round is reported. Then each target's highest
-# rate held with p99 < 20 ms is searched (doubling rates, then bisecting). Reported: added
-# latency (proxy − direct) at p50/p99, added time to first token, LiteLLM ÷ bastion.
+# (open loop, latency counted from when each request was due)} runs for direct and one
+# proxy, interleaved, --rounds times; the median round is reported. Then each target's
+# highest rate held with p99 < 20 ms is searched (doubling rates, then bisecting). Each proxy
+# has a phase of its own beside direct (bastion's first): LiteLLM falls behind at these
+# rates and keeps a core busy with requests the client gave up on, which would otherwise
+# slow whatever is measured next. Reported: added latency (proxy − direct of its phase) at
+# p50/p99, added time to first token, LiteLLM ÷ bastion.
 #
 # Usage: bash benches/llm.sh [--write] [--duration SECONDS] [--rounds N] [--rates LIST]
 #                            [--search-duration SECONDS] [--no-search] [--no-litellm] [--no-build]
@@ -55,7 +58,7 @@ while [ $# -gt 0 ]; do
         --no-search) search=0 ;;
         --no-litellm) litellm=0 ;;
         --no-build) build=0 ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -163,6 +166,7 @@ fi
 
 search_args=()
 [ "$search" = 1 ] && search_args=(--search --search-duration "$search_duration")
+[ "$litellm" = 1 ] && search_args+=(--isolate)
 "${on_cpu1[@]}" "$bin/llm-load" "${targets[@]}" --duration "$duration" --rounds "$rounds" --rates "$rates" \
     "${search_args[@]}" --json "$work/llm.json" --markdown "$work/llm.md" >/dev/null
 mkdir -p "$CARGO_TARGET_DIR/llm-bench"

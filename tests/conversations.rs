@@ -204,6 +204,11 @@ async fn each_user_sees_only_their_own(b: Backend) {
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{f}");
+    assert_eq!(
+        c.metric("bastion_feedback_total", &[r#"rating="down""#])
+            .await,
+        Some(1.0)
+    );
     let user_msg = stored["messages"][0]["id"].as_str().unwrap();
     let (status, _) =
         c.s.call(
@@ -332,6 +337,23 @@ async fn provider_failures_are_problems_without_secrets(b: Backend) {
     assert_eq!(last["status"], "failed");
     let traces = c.traces(&c.owner, &conv, 2).await;
     assert_eq!(traces[1]["error"], "unauthorized");
+    // Counted for operators: the refusal by kind; the retried-away 503s never surfaced.
+    assert_eq!(
+        c.metric(
+            "bastion_provider_errors_total",
+            &[r#"provider="openai-compatible""#, r#"kind="unauthorized""#]
+        )
+        .await,
+        Some(1.0)
+    );
+    assert_eq!(
+        c.metric(
+            "bastion_llm_calls_total",
+            &[r#"provider="openai-compatible""#, r#"outcome="ok""#]
+        )
+        .await,
+        Some(1.0)
+    );
     for line in c.s.logs() {
         assert!(
             !line.contains(&c.secret[8..]),

@@ -155,6 +155,28 @@ impl Chat {
     }
 
     /// Waits for the background writer to store `n` traces of the conversation at `path`.
+    /// The value of the Prometheus sample `name` whose labels include every one of `labels`
+    /// (`key="value"`), from `GET /metrics`; none when there is no such sample.
+    pub async fn metric(&self, name: &str, labels: &[&str]) -> Option<f64> {
+        let text = self
+            .s
+            .http
+            .get(self.s.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines().find_map(|line| {
+            let (series, value) = line.rsplit_once(' ')?;
+            let rest = series.strip_prefix(name)?;
+            let matches = (rest.is_empty() || rest.starts_with('{'))
+                && labels.iter().all(|l| rest.contains(l));
+            matches.then(|| value.parse().ok()).flatten()
+        })
+    }
+
     pub async fn traces(&self, token: &str, path: &str, n: usize) -> Value {
         for _ in 0..100 {
             let (status, body) = self.s.get(&format!("{path}/traces"), token).await;

@@ -104,6 +104,11 @@ struct Args {
     /// Write the markdown tables here.
     #[arg(long)]
     markdown: Option<PathBuf>,
+    /// Measure each proxy in a phase of its own, next to the baseline, one phase after the
+    /// other — so that a proxy that falls behind (and keeps working on requests the client
+    /// gave up on) cannot slow down the others' measurements.
+    #[arg(long)]
+    isolate: bool,
     /// Only send one request of each mode to each target, print what came back, and exit.
     #[arg(long)]
     check: bool,
@@ -375,6 +380,8 @@ impl Stats {
 #[derive(Serialize, Clone)]
 struct Sample {
     phase: &'static str,
+    /// The proxy whose phase this sample belongs to (`all` without --isolate).
+    group: String,
     round: usize,
     target: String,
     load: String,
@@ -424,6 +431,7 @@ fn sample(
     let ttft = |q| (stream && !s.ttft.is_empty()).then(|| us(&s.ttft, q));
     Sample {
         phase,
+        group: String::new(),
         round,
         target: t.name.clone(),
         load: load.label(),
@@ -744,11 +752,20 @@ fn report(
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
     let base = names[0];
     let proxies = &names[1..];
-    let get = |target: &str, load: Load, stream: bool| {
+    // The phase a proxy was measured in, and so the baseline it is compared with.
+    let group_of = |proxy: &str| {
+        if args.isolate {
+            proxy.to_string()
+        } else {
+            "all".to_string()
+        }
+    };
+    let get_in = |group: &str, target: &str, load: Load, stream: bool| {
         let v: Vec<&Sample> = samples
             .iter()
             .filter(|s| {
                 s.phase == "case"
+                    && s.group == group
                     && s.target == target
                     && s.load == load.label()
                     && s.mode == mode_label(stream)
@@ -756,6 +773,8 @@ fn report(
             .collect();
         summarize(&v)
     };
+    let get =
+        |target: &str, load: Load, stream: bool| get_in(&group_of(target), target, load, stream);
     let mut out = String::new();
 
     // Added latency.
@@ -776,10 +795,10 @@ fn report(
     }
     let _ = writeln!(out, "{head}\n{rule}");
     for &(load, stream) in cases {
-        let b = get(base, load, stream);
         let mut row = format!("| {} | {} |", load.label(), mode_label(stream));
         let mut added99 = Vec::new();
         for p in proxies {
+            let b = get_in(&group_of(p), base, load, stream);
             let s = get(p, load, stream);
             let flag = if s.failed > 0 { " ⚠" } else { "" };
             let _ = write!(
@@ -811,10 +830,10 @@ fn report(
         }
         let _ = writeln!(out, "{head}\n{rule}");
         for &(load, stream) in cases.iter().filter(|c| c.1) {
-            let b = get(base, load, stream);
             let mut row = format!("| {} |", load.label());
             let mut added = Vec::new();
             for p in proxies {
+                let b = get_in(&group_of(p), base, load, stream);
                 let s = get(p, load, stream);
                 let d50 = s.ttft50.unwrap_or(f64::NAN) - b.ttft50.unwrap_or(f64::NAN);
                 let d99 = s.ttft99.unwrap_or(f64::NAN) - b.ttft99.unwrap_or(f64::NAN);
@@ -886,9 +905,26 @@ fn report(
         out,
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
     );
+    // (label, phase, target): with --isolate, the baseline once per phase.
+    let rows: Vec<(String, String, &str)> = if args.isolate {
+        proxies
+            .iter()
+            .flat_map(|p| {
+                [
+                    (format!("{base} ({p} phase)"), p.to_string(), base),
+                    (p.to_string(), p.to_string(), *p),
+                ]
+            })
+            .collect()
+    } else {
+        names
+            .iter()
+            .map(|n| (n.to_string(), "all".to_string(), *n))
+            .collect()
+    };
     for &(load, stream) in cases {
-        for n in &names {
-            let s = get(n, load, stream);
+        for (n, phase, target) in &rows {
+            let s = get_in(phase, target, load, stream);
             let o = |v: Option<f64>| v.map_or("-".into(), fmt_us);
             let _ = writeln!(
                 out,
@@ -979,40 +1015,54 @@ async fn main_async(args: Args) -> Result<()> {
         }
     }
 
-    for t in &targets {
-        for &stream in &modes {
-            eprintln!("warm-up · {} · {}", t.name, mode_label(stream));
-            let (_, s) = closed_loop(t, stream, 4, secs(args.warmup)).await;
-            if s.ok == 0 || !s.errors.is_empty() {
-                bail!(
-                    "warm-up of {} ({}) failed: {:?}",
-                    t.name,
-                    mode_label(stream),
-                    s.errors
-                );
-            }
-        }
-    }
-
+    // Phases: every target at once, or (--isolate) the baseline with one proxy at a time.
+    let phases: Vec<(String, Vec<Arc<Target>>)> = if args.isolate {
+        targets[1..]
+            .iter()
+            .map(|p| (p.name.clone(), vec![targets[0].clone(), p.clone()]))
+            .collect()
+    } else {
+        vec![("all".to_string(), targets.clone())]
+    };
     let mut samples = Vec::new();
+    let mut found = Vec::new();
     let dur = secs(args.duration);
-    for round in 1..=args.rounds {
-        for &(load, stream) in &cases {
-            // Rotate the order each round, so no target always runs first or last.
-            for i in 0..targets.len() {
-                let t = &targets[(i + round - 1) % targets.len()];
-                let s = run("case", round, t, load, stream, dur, &args).await;
-                progress(&s, &format!("round {round}/{} · ", args.rounds));
-                samples.push(s);
+    for (n, (group, phase)) in phases.iter().enumerate() {
+        if phases.len() > 1 {
+            eprintln!("phase {}/{} · {group}", n + 1, phases.len());
+        }
+        for t in phase {
+            for &stream in &modes {
+                eprintln!("warm-up · {} · {}", t.name, mode_label(stream));
+                let (_, s) = closed_loop(t, stream, 4, secs(args.warmup)).await;
+                if s.ok == 0 || !s.errors.is_empty() {
+                    bail!(
+                        "warm-up of {} ({}) failed: {:?}",
+                        t.name,
+                        mode_label(stream),
+                        s.errors
+                    );
+                }
             }
         }
-    }
-
-    let mut found = Vec::new();
-    if args.search {
-        for &stream in &modes {
-            for t in &targets {
-                found.push(search(t, stream, &args, &mut samples).await);
+        for round in 1..=args.rounds {
+            for &(load, stream) in &cases {
+                // Rotate the order each round, so no target always runs first or last.
+                for i in 0..phase.len() {
+                    let t = &phase[(i + round - 1) % phase.len()];
+                    let mut s = run("case", round, t, load, stream, dur, &args).await;
+                    progress(&s, &format!("round {round}/{} · ", args.rounds));
+                    s.group = group.clone();
+                    samples.push(s);
+                }
+            }
+        }
+        if args.search {
+            for &stream in &modes {
+                // The baseline's highest rate is searched once, in the first phase.
+                for t in phase.iter().filter(|t| n == 0 || t.name != targets[0].name) {
+                    found.push(search(t, stream, &args, &mut samples).await);
+                }
             }
         }
     }

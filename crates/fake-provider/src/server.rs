@@ -57,6 +57,10 @@ impl FakeProvider {
                 let _ = stop.wait_for(|stopped| *stopped).await;
             };
             // Serving only ends on shutdown; an accept error is logged by axum and retried.
+            // A real provider's streams arrive token by token, not held back by Nagle.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app)
                 .with_graceful_shutdown(shutdown)
                 .await;

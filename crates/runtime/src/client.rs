@@ -42,6 +42,8 @@ impl Client {
             // A redirect would send the body (and, for x-api-key, the key) to wherever it
             // points; providers do not redirect API calls, so one is an error.
             .redirect(redirect::Policy::none())
+            // Sent at once: a request is one write, and a stream must not wait on Nagle.
+            .tcp_nodelay(true)
             .user_agent(concat!("bastion/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|_| ProviderError::protocol("the HTTP client could not be set up"))?;

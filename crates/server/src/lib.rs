@@ -106,6 +106,13 @@ pub async fn serve(
         Err(e) => tracing::error!(error = %e, "could not mark interrupted answers"),
     }
     let app = app(state.clone());
+    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm holds
+    // each one until the client's delayed ACK (~40 ms on Linux) comes back.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

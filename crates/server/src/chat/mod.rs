@@ -372,7 +372,12 @@ impl Chat {
         } else {
             String::new()
         };
-        self.recorder.call(rec.row).await;
+        // Stored for a conversation's traces. A program's call (/v1) has no conversation and
+        // no reader: it is counted above and leaves its span (over OTLP when configured),
+        // not a row per call that nothing reads and nothing would ever prune.
+        if rec.row.conversation_id.is_some() {
+            self.recorder.call(rec.row).await;
+        }
     }
 
     /// A call that failed before any of the answer arrived: recorded, counted, and mapped

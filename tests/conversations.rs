@@ -529,8 +529,106 @@ async fn an_anthropic_key_answers_the_same_way(b: Backend) {
     assert!(traces[0]["output_tokens"].as_i64().unwrap() > 0);
 }
 
+/// A provider key's ciphertext copied into another workspace's row (as by someone with write
+/// access to the database) does not open there: the call fails as an internal error before
+/// any provider is reached, and the owner's key keeps working in its own row.
+async fn a_ciphertext_copied_to_another_workspace_does_not_open(b: Backend) {
+    use sqlx::Connection;
+    let c = Chat::start(b, "").await;
+    // A second tenant: a workspace of an operator, with its assistant, key and API key.
+    c.s.add_user("operator@platform.test", true);
+    let op = c.s.login("operator@platform.test").await;
+    let (status, ws) =
+        c.s.post("/api/v1/workspaces", &op, json!({"name": "Tenant B"}))
+            .await;
+    assert_eq!(status, StatusCode::CREATED, "{ws}");
+    let ws = ws["id"].as_str().unwrap().to_string();
+    let (status, asst) =
+        c.s.post(
+            &format!("/api/v1/workspaces/{ws}/assistants"),
+            &op,
+            json!({"slug": "tenant-b", "name": "B"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{asst}");
+    let asst = asst["id"].as_str().unwrap().to_string();
+    let secret_b = format!("sk-tenant-b-{}", uuid::Uuid::new_v4().simple());
+    let (status, key_b) =
+        c.s.post(
+            &format!("/api/v1/workspaces/{ws}/provider-keys"),
+            &op,
+            json!({"provider": "openai-compatible", "label": "b", "secret": secret_b,
+                   "base_url": c.fake.base_url_openai()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key_b}");
+    let key_b = key_b["id"].as_str().unwrap().to_string();
+    let (status, out) =
+        c.s.call(
+            reqwest::Method::PUT,
+            &format!("/api/v1/assistants/{asst}/settings"),
+            Some(&op),
+            Some(json!({"provider_key_id": key_b, "model": MODEL})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let (status, api_key) =
+        c.s.post(
+            &format!("/api/v1/assistants/{asst}/api-keys"),
+            &op,
+            json!({"name": "b", "capabilities": ["chat"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{api_key}");
+    let api_key = api_key["key"].as_str().unwrap().to_string();
+
+    // Tenant A's sealed key, written over tenant B's.
+    sqlx::any::install_default_drivers();
+    let mut db = sqlx::AnyConnection::connect(&c.s.database_url())
+        .await
+        .unwrap();
+    let (sealed_a,): (String,) = sqlx::query_as("SELECT secret FROM provider_keys WHERE id = $1")
+        .bind(&c.provider_key_id)
+        .fetch_one(&mut db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE provider_keys SET secret = $1 WHERE id = $2")
+        .bind(&sealed_a)
+        .bind(&key_b)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+
+    let res =
+        c.s.http
+            .post(c.s.url("/v1/chat/completions"))
+            .bearer_auth(&api_key)
+            .json(&json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body = res.text().await.unwrap();
+    assert!(!body.contains(&c.secret[8..]), "{body}");
+    assert_eq!(
+        c.fake.request_count(),
+        0,
+        "a copied ciphertext reached the provider: {:?}",
+        c.fake.requests()
+    );
+    // Tenant A's key still opens where it belongs.
+    let conv = c.conversation(&c.owner).await;
+    let (_, events) = c.say(&c.owner, &conv, "still mine").await;
+    assert_eq!(events.last().unwrap().0, "done", "{events:?}");
+    let sent = c.fake.requests();
+    assert_eq!(sent.len(), 1);
+    assert_eq!(sent[0].api_key, c.secret);
+}
+
 on_both_backends!(
     an_anthropic_key_answers_the_same_way,
+    a_ciphertext_copied_to_another_workspace_does_not_open,
     a_turn_streams_is_stored_and_traced,
     each_user_sees_only_their_own,
     another_assistants_conversation_is_not_found,

@@ -37,6 +37,8 @@ pub struct Chat {
 /// A call that passed [`Chat::admit`]: the counters it will be charged to.
 pub struct Admitted {
     counters: Vec<CounterKey>,
+    /// The prompt's estimated tokens, as weighed (charged if the provider sends no usage).
+    prompt_tokens: u64,
     /// The reply's token allowance: the assistant's per-reply limit, lowered to what is left
     /// of the daily and conversation limits.
     pub max_tokens: u32,
@@ -213,6 +215,7 @@ impl Chat {
         }
         Ok(Admitted {
             counters,
+            prompt_tokens,
             max_tokens,
         })
     }
@@ -261,7 +264,7 @@ impl Chat {
             started: Instant::now(),
             first_token: None,
             counters: admitted.counters,
-            prompt_estimate: prompt::estimate(request),
+            prompt_estimate: admitted.prompt_tokens,
             row: LlmCall {
                 id: LlmCallId::new(),
                 assistant_id: scope.assistant_id(),

@@ -15,8 +15,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use bastion_runtime::budget::trim_history;
-use bastion_runtime::{ChatMessage, ChatRequest, Role, StreamEvent, Usage};
+use bastion_runtime::{ChatMessage, Role, StreamEvent, Usage};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -186,24 +185,11 @@ pub async fn chat_completions(
     let s = &route.settings;
     let (system, history) = conversation(&s.system_prompt, &input.messages)?;
     let reply = u32::try_from(s.max_reply_tokens).unwrap_or(u32::MAX);
-    let room = (s.context_tokens as u64)
-        .saturating_sub(u64::from(reply))
-        .saturating_sub(
-            system
-                .as_deref()
-                .map(bastion_runtime::budget::estimate_tokens)
-                .unwrap_or(0),
-        );
-    let mut request = ChatRequest {
-        model: s.model.clone(),
-        system,
-        messages: trim_history(&history, room).to_vec(),
-        temperature: s
-            .temperature_milli
-            .map(|t| t as f32 / 1000.0)
-            .or(input.temperature.filter(|t| (0.0..=2.0).contains(t))),
-        max_tokens: reply,
-    };
+    let mut request = prompt::request(s, system, &history, reply);
+    // The client's temperature only where the assistant sets none.
+    request.temperature = request
+        .temperature
+        .or(input.temperature.filter(|t| (0.0..=2.0).contains(t)));
     let admitted = state
         .chat
         .admit(

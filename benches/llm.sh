@@ -112,6 +112,8 @@ wait_for "$fake/models" "the fake provider" "$work/fake.log" 50 -H "Authorizatio
 # bastion, with a price for the fake model (a spend cap needs one) and no per-request log.
 cat >"$work/bastion.toml" <<EOF
 log_level = "warn"
+# The fake provider listens on loopback.
+provider_private_hosts = ["127.0.0.1"]
 
 [model_prices."fake-model"]
 input_per_mtok_usd = 1.0

@@ -166,6 +166,8 @@ fn plan(op: &Op) -> Plan {
         _ if item => Plan::FreshItem,
         ("POST", "/api/v1/auth/logout") => Plan::FreshSession,
         ("POST", "/api/v1/auth/mfa/totp") => Plan::Harmless,
+        // Revoking an endpoint nobody issued changes nothing.
+        ("DELETE", "/api/v1/assistants/{assistant_id}/mcp-endpoint") => Plan::Harmless,
         ("DELETE", TRANSFER) | ("POST", ACCEPT) => Plan::Prepared,
         ("DELETE", "/api/v1/assistants/{assistant_id}") => Plan::Last(0),
         ("DELETE", "/api/v1/workspaces/{workspace_id}") => Plan::Last(1),
@@ -185,6 +187,8 @@ struct World {
     /// An item of each kind for reads, by path parameter.
     items: BTreeMap<&'static str, String>,
     fresh: AtomicUsize,
+    /// A real MCP server the fixture MCP server rows point at, so a sync succeeds.
+    mcp: common::mcp::Node,
 }
 
 impl World {
@@ -249,6 +253,20 @@ impl World {
             .patch(&path, &self.owner, json!({"role": role}))
             .await;
         assert_eq!(status, StatusCode::OK, "restore {role}: {body}");
+    }
+
+    /// Runs one INSERT with text parameters on the server's database.
+    async fn insert(&self, sql: &str, params: &[&str]) {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut db = sqlx::AnyConnection::connect(&self.s.database_url())
+            .await
+            .expect("database");
+        let mut q = sqlx::query(sql);
+        for p in params {
+            q = q.bind(p.to_string());
+        }
+        q.execute(&mut db).await.expect("fixture row");
     }
 
     fn n(&self) -> usize {
@@ -337,6 +355,43 @@ impl World {
                     .to_string(),
                 None => uuid::Uuid::new_v4().to_string(),
             },
+            "tool_id" => {
+                let path = self.assistant_path("/tools");
+                let body = json!({"name": format!("fresh-{n}"), "kind": "builtin",
+                                  "builtin": "read_file", "risk": "read"});
+                let tool = self.created(&path, body).await;
+                tool["id"].as_str().unwrap().to_string()
+            }
+            // An MCP server needs a live server to be added through the API, and an approval
+            // a conversation waiting on one; the matrix checks who may reach them, so their
+            // rows are written directly (tests/mcp.rs and tests/tools.rs make them for real).
+            "server_id" => {
+                let id = uuid::Uuid::now_v7().to_string();
+                self.insert(
+                    "INSERT INTO mcp_servers (id, assistant_id, name, url, created_at) \
+                     VALUES ($1, $2, $3, $4, 0)",
+                    &[
+                        &id,
+                        &self.s.tenant.assistant_id,
+                        &format!("fresh-{n}"),
+                        &self.mcp.url(),
+                    ],
+                )
+                .await;
+                id
+            }
+            "approval_id" => {
+                let tool = Box::pin(self.fresh_item("tool_id", None)).await;
+                let id = uuid::Uuid::now_v7().to_string();
+                self.insert(
+                    "INSERT INTO tool_approvals (id, assistant_id, tool_id, tool_name, arguments, \
+                     requested_by, status, expires_at, created_at) \
+                     VALUES ($1, $2, $3, 'fresh', '{}', 'user:x', 'pending', 9999999999999, 0)",
+                    &[&id, &self.s.tenant.assistant_id, &tool],
+                )
+                .await;
+                id
+            }
             other => panic!("the route matrix cannot make a fresh {other}; add it to `fresh_item`"),
         }
     }
@@ -422,8 +477,20 @@ async fn setup(b: Backend) -> (World, Vec<Principal>) {
         admin: (admin_id.clone(), admin.clone()),
         items: BTreeMap::new(),
         fresh: AtomicUsize::new(0),
+        mcp: common::mcp::everything(),
     };
     let a = world.s.tenant.assistant_id.clone();
+    // The fixture MCP server listens on loopback, which its assistant must allow.
+    let (status, body) = world
+        .s
+        .call(
+            reqwest::Method::PUT,
+            &world.assistant_path("/egress"),
+            Some(&world.owner),
+            Some(json!({"allowed_hosts": ["127.0.0.1"], "private_hosts": ["127.0.0.1"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     let provider_key = world.fresh_item("provider_key_id", None).await;
     world.items.insert("provider_key_id", provider_key);
     // Public sign-in routes: no provider is configured, which every principal sees alike.

@@ -27,6 +27,7 @@ pub struct Chat {
 pub const CONFIG: &str = r#"
 usage_flush_ms = 50
 provider_timeout_secs = 5
+provider_private_hosts = ["127.0.0.1"]
 [model_prices."fake-model"]
 input_per_mtok_usd = 1.0
 output_per_mtok_usd = 2.0
@@ -151,6 +152,21 @@ impl Chat {
             .iter()
             .filter(|(e, _)| e == "delta")
             .map(|(_, d)| d["text"].as_str().unwrap_or_default())
+            .collect()
+    }
+
+    /// The `tool` events of a turn, as `tool:status` (`weather:ok`, `fetch:refused`, …).
+    pub fn tool_statuses(events: &[(String, Value)]) -> Vec<String> {
+        events
+            .iter()
+            .filter(|(e, _)| e == "tool")
+            .map(|(_, d)| {
+                format!(
+                    "{}:{}",
+                    d["tool"].as_str().unwrap_or_default(),
+                    d["status"].as_str().unwrap_or_default()
+                )
+            })
             .collect()
     }
 

@@ -14,6 +14,8 @@ pub struct DerivedKeys {
     pub totp_seal: Key,
     /// Signs OAuth `state` and derives PKCE verifiers.
     pub oauth_state: Key,
+    /// Signs assistants' MCP endpoint tokens.
+    pub mcp_endpoint: Key,
 }
 
 fn derive(master: &[u8], info: &str) -> Key {
@@ -32,6 +34,7 @@ impl DerivedKeys {
             csrf: derive(master, "bastion csrf v1"),
             totp_seal: derive(master, "bastion totp seal v1"),
             oauth_state: derive(master, "bastion oauth state v1"),
+            mcp_endpoint: derive(master, "bastion mcp endpoint v1"),
         }
     }
 }
@@ -48,6 +51,7 @@ mod tests {
         assert_eq!(*a.csrf, *b.csrf);
         assert_ne!(*a.csrf, *a.totp_seal);
         assert_ne!(*a.totp_seal, *a.oauth_state);
+        assert_ne!(*a.oauth_state, *a.mcp_endpoint);
         assert_ne!(*a.csrf, *c.csrf);
     }
 }

@@ -43,6 +43,9 @@ const KEYS: &[&str] = &[
     "provider_timeout_secs",
     "provider_max_attempts",
     "usage_flush_ms",
+    "provider_private_hosts",
+    "tool_approval_timeout_secs",
+    "tool_calls_per_turn",
     "model_prices",
 ];
 

@@ -88,3 +88,19 @@ id_type!(
     /// One model call: the stored form of its trace span.
     LlmCallId
 );
+id_type!(
+    /// A tool in an assistant's registry.
+    ToolId
+);
+id_type!(
+    /// An MCP server an assistant's tools come from.
+    McpServerId
+);
+id_type!(
+    /// One tool call a model proposed, and what became of it.
+    ToolCallId
+);
+id_type!(
+    /// A request for a person to approve one tool call.
+    ToolApprovalId
+);

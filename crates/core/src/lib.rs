@@ -7,12 +7,15 @@ pub mod capability;
 pub mod ids;
 pub mod principal;
 pub mod role;
+pub mod tool;
 
 pub use access::Access;
 pub use capability::{Capability, CapabilitySet};
 pub use ids::{
-    ApiKeyId, AssistantId, ConversationId, InvitationId, LlmCallId, MemoryId, MessageId,
-    ProviderKeyId, RoleId, SessionId, UserId, WorkspaceId,
+    ApiKeyId, AssistantId, ConversationId, InvitationId, LlmCallId, McpServerId, MemoryId,
+    MessageId, ProviderKeyId, RoleId, SessionId, ToolApprovalId, ToolCallId, ToolId, UserId,
+    WorkspaceId,
 };
 pub use principal::Principal;
 pub use role::{Holding, MemberRole, Role};
+pub use tool::{Approval, Risk};

@@ -9,6 +9,19 @@
 //! as it would be in production. The answer is "You said: " and the last user message (or a
 //! fixed reply), one word per stream chunk, with usage counted in words.
 //!
+//! Tools, in both formats, whole and streamed:
+//! - When the last turn of a request (the last message; when the request ends with tool
+//!   results, all of them) has lines `CALL <tool_name> <json arguments>`, the answer is those
+//!   tool calls (ids `call_<n>` / `toolu_<n>`, unique), finish reason `tool_calls` /
+//!   `tool_use`. Streamed, each call's arguments come in two fragments or more. The arguments
+//!   are sent as written, and a tool the request did not offer is proposed all the same:
+//!   real models do both, and clients must cope.
+//! - Otherwise, when the request ends with tool results, the answer is `Tool results: ` and
+//!   their contents joined with ` | `.
+//! - A tool result answering no call is refused with a 400, as each provider does: in
+//!   OpenAI, a `tool_call_id` no earlier assistant message proposed; in Anthropic, a
+//!   `tool_use_id` not in the assistant message right before.
+//!
 //! A [`FakeHandle`] steers a running fake from a test: fail the next requests, slow or stall
 //! streams, cut them off, reject a key, and read back what was received.
 
@@ -19,6 +32,7 @@ mod reply;
 mod server;
 mod sse;
 mod state;
+mod tools;
 
 pub use server::{FakeHandle, FakeProvider};
-pub use state::RecordedRequest;
+pub use state::{RecordedRequest, RecordedToolResult};

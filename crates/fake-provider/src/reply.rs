@@ -24,7 +24,12 @@ impl Answer {
             Some(text) => text.to_owned(),
             None => format!("You said: {last_user}"),
         };
-        let mut pieces = pieces(&text);
+        Answer::from_text(&text, prompt_words, max_tokens)
+    }
+
+    /// `text`, at most `max_tokens` words of it.
+    pub(crate) fn from_text(text: &str, prompt_words: u64, max_tokens: Option<u64>) -> Answer {
+        let mut pieces = pieces(text);
         let limit = max_tokens
             .and_then(|m| usize::try_from(m).ok())
             .unwrap_or(usize::MAX);

@@ -8,6 +8,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
 
+use crate::tools;
+
 /// One request as the fake received it.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RecordedRequest {
@@ -17,6 +19,22 @@ pub struct RecordedRequest {
     /// The JSON body; `Null` for a request without one, a JSON string holding the raw text
     /// for a body that is not JSON.
     pub body: serde_json::Value,
+    /// The names of the tools offered in `tools`, in order (left out of the JSON record when
+    /// there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<String>,
+    /// Every tool result the request carried, in order: OpenAI's `tool` messages, Anthropic's
+    /// `tool_result` blocks (left out of the JSON record when there are none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_results: Vec<RecordedToolResult>,
+}
+
+/// A tool result as the fake received it: the call it answers and its text (the `text`
+/// parts joined, when it came as content parts).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RecordedToolResult {
+    pub call_id: String,
+    pub content: String,
 }
 
 /// Behaviour controls, read once per request.
@@ -82,10 +100,13 @@ impl Shared {
                     serde_json::Value::String(String::from_utf8_lossy(body).into_owned())
                 })
             };
+            let (tools, tool_results) = tools::recorded(&body);
             lock(&self.requests).push(RecordedRequest {
                 path: path.to_owned(),
                 api_key: api_key.to_owned(),
                 body,
+                tools,
+                tool_results,
             });
         }
         let mut controls = lock(&self.controls);

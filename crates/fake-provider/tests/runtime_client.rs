@@ -2,13 +2,14 @@
 //! the formats the client expects, and the client's retries, timeouts and error mapping are
 //! checked against real HTTP.
 
-use bastion_fake_provider::{FakeHandle, FakeProvider};
+use bastion_fake_provider::{FakeHandle, FakeProvider, RecordedToolResult};
 use bastion_runtime::{
     ChatMessage, ChatRequest, Client, ClientConfig, Endpoint, EventStream, ProviderError,
-    ProviderKind, Role, StreamEvent, Usage,
+    ProviderKind, Role, StreamEvent, ToolCall, ToolSpec, Usage,
 };
 use futures::StreamExt;
 use secrecy::SecretString;
+use serde_json::json;
 use std::time::{Duration, Instant};
 
 const KEY: &str = "sk-test-0123456789abcdef";
@@ -35,6 +36,8 @@ fn client() -> Client {
         max_attempts: 3,
         backoff_base: Duration::from_millis(1),
         backoff_max: Duration::from_millis(10),
+        // The fake listens on loopback: allowed here as an operator would allow a local model.
+        private_hosts: vec!["127.0.0.1".into()],
     })
     .unwrap()
 }
@@ -50,6 +53,7 @@ fn request(text: &str, max_tokens: u32) -> ChatRequest {
         ],
         temperature: Some(0.2),
         max_tokens,
+        tools: vec![],
     }
 }
 
@@ -58,9 +62,10 @@ fn prompt_words(text: &str) -> u64 {
     6 + text.split_whitespace().count() as u64
 }
 
-/// Everything a stream yields: its deltas and its end (Done, or an error).
+/// Everything a stream yields: its deltas, its tool calls and its end (Done, or an error).
 struct Outcome {
     deltas: Vec<String>,
+    calls: Vec<Vec<ToolCall>>,
     done: Vec<(String, Usage)>,
     error: Option<ProviderError>,
 }
@@ -68,6 +73,7 @@ struct Outcome {
 async fn drain(mut stream: EventStream) -> Outcome {
     let mut out = Outcome {
         deltas: vec![],
+        calls: vec![],
         done: vec![],
         error: None,
     };
@@ -75,7 +81,12 @@ async fn drain(mut stream: EventStream) -> Outcome {
         match item {
             Ok(StreamEvent::Delta(text)) => {
                 assert!(out.done.is_empty(), "a delta after Done");
+                assert!(out.calls.is_empty(), "a delta after the tool calls");
                 out.deltas.push(text);
+            }
+            Ok(StreamEvent::ToolCalls(calls)) => {
+                assert!(out.done.is_empty(), "tool calls after Done");
+                out.calls.push(calls);
             }
             Ok(StreamEvent::Done {
                 finish_reason,
@@ -256,6 +267,7 @@ async fn server_errors_after_the_last_attempt_are_unavailable() {
     let fake = FakeProvider::start();
     let once = Client::new(ClientConfig {
         max_attempts: 1,
+        private_hosts: vec!["127.0.0.1".into()],
         ..ClientConfig::default()
     })
     .unwrap();
@@ -280,6 +292,7 @@ async fn a_stalled_stream_ends_in_timeout_after_the_idle_limit() {
     fake.set_stall_after(Some(2));
     let client = Client::new(ClientConfig {
         idle_timeout: Duration::from_millis(300),
+        private_hosts: vec!["127.0.0.1".into()],
         ..ClientConfig::default()
     })
     .unwrap();
@@ -434,4 +447,267 @@ async fn recording_can_be_switched_off() {
     assert_eq!(fake.requests().len(), 1);
     fake.clear_requests();
     assert!(fake.requests().is_empty());
+}
+
+fn weather_tool() -> ToolSpec {
+    ToolSpec {
+        name: "get_weather".into(),
+        description: "The current weather in a city".into(),
+        parameters: json!({
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+        }),
+    }
+}
+
+fn tool_request(messages: Vec<ChatMessage>) -> ChatRequest {
+    ChatRequest {
+        model: "fake-model".into(),
+        system: Some("be brief".into()),
+        messages,
+        temperature: None,
+        max_tokens: 100,
+        tools: vec![weather_tool()],
+    }
+}
+
+/// What one call answered, streamed or not: its text, its tool calls, its finish reason.
+struct Answered {
+    text: String,
+    calls: Vec<ToolCall>,
+    finish_reason: String,
+    usage: Usage,
+}
+
+async fn ask(
+    client: &Client,
+    ep: &Endpoint,
+    req: &ChatRequest,
+    stream: bool,
+) -> Result<Answered, ProviderError> {
+    if !stream {
+        let c = client.complete(ep, req).await?;
+        return Ok(Answered {
+            text: c.content,
+            calls: c.tool_calls,
+            finish_reason: c.finish_reason,
+            usage: c.usage,
+        });
+    }
+    let out = drain(client.stream(ep, req).await?).await;
+    if let Some(err) = out.error {
+        return Err(err);
+    }
+    assert_eq!(out.done.len(), 1);
+    assert!(out.calls.len() <= 1, "ToolCalls is sent at most once");
+    let (finish_reason, usage) = out.done.into_iter().next().unwrap();
+    Ok(Answered {
+        text: out.deltas.concat(),
+        calls: out.calls.into_iter().flatten().collect(),
+        finish_reason,
+        usage,
+    })
+}
+
+fn arguments(call: &ToolCall) -> serde_json::Value {
+    serde_json::from_str(&call.arguments).unwrap()
+}
+
+#[tokio::test]
+async fn a_tool_call_round_trip_in_both_formats_whole_and_streamed() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        for stream in [false, true] {
+            let what = format!("{kind:?}, stream: {stream}");
+            let ep = endpoint(&fake, kind, KEY);
+            fake.clear_requests();
+            let question = ChatMessage::new(Role::User, r#"CALL get_weather {"city":"Oslo"}"#);
+            let first = ask(&client, &ep, &tool_request(vec![question.clone()]), stream)
+                .await
+                .unwrap();
+            assert_eq!(first.calls.len(), 1, "{what}");
+            let call = &first.calls[0];
+            assert_eq!(call.name, "get_weather", "{what}");
+            assert_eq!(arguments(call), json!({"city": "Oslo"}), "{what}");
+            assert!(!call.id.is_empty(), "{what}");
+            assert_eq!(first.text, "", "{what}");
+            assert_eq!(first.finish_reason, "tool_calls", "{what}");
+            assert!(first.usage.output_tokens > 0, "{what}");
+
+            let second = ask(
+                &client,
+                &ep,
+                &tool_request(vec![
+                    question,
+                    ChatMessage::assistant_calls("", first.calls.clone()),
+                    ChatMessage::tool_result(call.id.clone(), "12 degrees"),
+                ]),
+                stream,
+            )
+            .await
+            .unwrap();
+            assert_eq!(second.text, "Tool results: 12 degrees", "{what}");
+            assert!(second.calls.is_empty(), "{what}");
+            assert_eq!(second.finish_reason, "stop", "{what}");
+
+            let sent = fake.requests();
+            assert_eq!(sent.len(), 2, "{what}");
+            assert_eq!(sent[0].tools, ["get_weather"], "{what}");
+            assert!(sent[0].tool_results.is_empty(), "{what}");
+            assert_eq!(
+                sent[1].tool_results,
+                [RecordedToolResult {
+                    call_id: call.id.clone(),
+                    content: "12 degrees".into()
+                }],
+                "{what}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn several_calls_and_their_results_in_both_formats() {
+    let fake = FakeProvider::start();
+    let client = client();
+    for kind in BOTH {
+        for stream in [false, true] {
+            let what = format!("{kind:?}, stream: {stream}");
+            let ep = endpoint(&fake, kind, KEY);
+            // `lookup` was never offered: models do that, and the fake proposes it anyway.
+            let question = ChatMessage::new(
+                Role::User,
+                "CALL get_weather {\"city\": \"Oslo\", \"unit\": \"celsius\"}\nCALL lookup {\"q\": \"fjord\"}",
+            );
+            let first = ask(&client, &ep, &tool_request(vec![question.clone()]), stream)
+                .await
+                .unwrap();
+            let names: Vec<&str> = first.calls.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names, ["get_weather", "lookup"], "{what}");
+            assert_eq!(
+                arguments(&first.calls[0]),
+                json!({"city": "Oslo", "unit": "celsius"}),
+                "{what}"
+            );
+            assert_eq!(arguments(&first.calls[1]), json!({"q": "fjord"}), "{what}");
+            assert_ne!(first.calls[0].id, first.calls[1].id, "{what}");
+
+            // Both results in one go: Anthropic needs them in one user message, which the
+            // fake checks (a result not answering the message right before is refused).
+            let results = vec![
+                question,
+                ChatMessage::assistant_calls("Looking.", first.calls.clone()),
+                ChatMessage::tool_result(first.calls[0].id.clone(), "12 degrees"),
+                ChatMessage::tool_result(first.calls[1].id.clone(), "a long inlet"),
+            ];
+            let second = ask(&client, &ep, &tool_request(results.clone()), stream)
+                .await
+                .unwrap();
+            assert_eq!(
+                second.text, "Tool results: 12 degrees | a long inlet",
+                "{what}"
+            );
+
+            // A tool result can ask for the next call.
+            let mut chained = results;
+            chained.pop();
+            chained.push(ChatMessage::tool_result(
+                first.calls[1].id.clone(),
+                "CALL get_weather {\"city\": \"Bergen\"}",
+            ));
+            let third = ask(&client, &ep, &tool_request(chained), stream)
+                .await
+                .unwrap();
+            assert_eq!(third.calls.len(), 1, "{what}");
+            assert_eq!(arguments(&third.calls[0]), json!({"city": "Bergen"}));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_tool_result_for_an_unknown_call_is_rejected() {
+    let fake = FakeProvider::start();
+    let client = client();
+    let proposed = ToolCall {
+        id: "call_real".into(),
+        name: "get_weather".into(),
+        arguments: r#"{"city":"Oslo"}"#.into(),
+    };
+    let req = tool_request(vec![
+        ChatMessage::new(Role::User, "weather?"),
+        ChatMessage::assistant_calls("", vec![proposed]),
+        ChatMessage::tool_result("call_unknown", "12 degrees"),
+    ]);
+    for kind in BOTH {
+        for stream in [false, true] {
+            let before = fake.request_count();
+            let err = ask(&client, &endpoint(&fake, kind, KEY), &req, stream)
+                .await
+                .err()
+                .unwrap();
+            match &err {
+                ProviderError::Rejected { status, message } => {
+                    assert_eq!(*status, 400, "{kind:?}");
+                    assert!(message.contains("call_unknown"), "{kind:?}: {message}");
+                }
+                other => panic!("{kind:?}, stream: {stream}: {other:?}"),
+            }
+            assert_eq!(fake.request_count() - before, 1, "a 400 is not retried");
+        }
+    }
+}
+
+/// A provider key's base URL is a tenant admin's to set: a loopback endpoint is refused
+/// unless the operator listed its exact host, and the refused call never leaves bastion.
+#[tokio::test]
+async fn a_private_endpoint_is_refused_unless_its_host_is_listed() {
+    let fake = FakeProvider::start();
+    let strict = Client::new(ClientConfig {
+        max_attempts: 1,
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    for kind in BOTH {
+        let err = strict
+            .complete(&endpoint(&fake, kind, KEY), &request("hi", 10))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ProviderError::AddressRefused), "{err:?}");
+    }
+    // A name resolving to loopback is refused by the resolver, before any connection.
+    let by_name = Endpoint {
+        kind: ProviderKind::OpenAi,
+        base_url: fake
+            .base_url_openai()
+            .replace("127.0.0.1", "localhost")
+            .parse()
+            .unwrap(),
+        api_key: SecretString::from(KEY),
+    };
+    let err = strict
+        .complete(&by_name, &request("hi", 10))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::AddressRefused), "{err:?}");
+    assert!(fake.requests().is_empty(), "nothing reached the endpoint");
+    // Listing another loopback spelling does not allow this one.
+    let other = Client::new(ClientConfig {
+        max_attempts: 1,
+        private_hosts: vec!["localhost".into(), "127.0.0.2".into()],
+        ..ClientConfig::default()
+    })
+    .unwrap();
+    let err = other
+        .complete(
+            &endpoint(&fake, ProviderKind::OpenAi, KEY),
+            &request("hi", 10),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ProviderError::AddressRefused), "{err:?}");
+    assert!(fake.requests().is_empty());
+    // The listed name works.
+    other.complete(&by_name, &request("hi", 10)).await.unwrap();
 }

@@ -346,3 +346,182 @@ async fn models_and_the_request_record() {
     );
     assert_eq!(fake.request_count(), 3);
 }
+
+const CALLS: &str = "CALL get_weather {\"city\":\"Oslo\"}\nCALL now";
+
+#[tokio::test]
+async fn openai_tool_calls_whole_and_in_fragments() {
+    let fake = FakeProvider::start();
+    let url = format!("{}/chat/completions", fake.base_url_openai());
+    let tools = json!([{"type": "function", "function": {"name": "get_weather", "description": "d", "parameters": {"type": "object"}}}]);
+    let body =
+        json!({"model": "m", "tools": tools, "messages": [{"role": "user", "content": CALLS}]});
+    let (status, _, text) = post(url.clone(), &[OPENAI_AUTH], body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let message = &v["choices"][0]["message"];
+    assert!(message["content"].is_null());
+    let calls = message["tool_calls"].as_array().unwrap();
+    assert_eq!(calls.len(), 2);
+    assert!(calls[0]["id"].as_str().unwrap().starts_with("call_"));
+    assert_ne!(calls[0]["id"], calls[1]["id"]);
+    assert_eq!(calls[0]["type"], "function");
+    assert_eq!(
+        calls[0]["function"],
+        json!({"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"})
+    );
+    // Not offered, proposed anyway.
+    assert_eq!(
+        calls[1]["function"],
+        json!({"name": "now", "arguments": "{}"})
+    );
+    assert_eq!(v["choices"][0]["finish_reason"], "tool_calls");
+    assert!(v["usage"]["completion_tokens"].as_u64().unwrap() > 0);
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    streamed["stream_options"] = json!({"include_usage": true});
+    let (status, _, text) = post(url, &[OPENAI_AUTH], streamed.to_string()).await;
+    assert_eq!(status, 200);
+    let data: Vec<String> = events(&text).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(data.last().map(String::as_str), Some("[DONE]"));
+    let chunks: Vec<Value> = data[..data.len() - 1]
+        .iter()
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    let fragments: Vec<&Value> = chunks
+        .iter()
+        .filter_map(|c| c["choices"][0]["delta"]["tool_calls"].as_array())
+        .flatten()
+        .collect();
+    // The first fragment of each call names it; the arguments follow in two pieces or more,
+    // the two calls' fragments interleaved.
+    let indexes: Vec<u64> = fragments
+        .iter()
+        .map(|f| f["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(&indexes[..4], [0, 1, 0, 1]);
+    for index in [0, 1] {
+        let of_call: Vec<&&Value> = fragments.iter().filter(|f| f["index"] == index).collect();
+        assert!(of_call[0]["id"].as_str().unwrap().starts_with("call_"));
+        assert_eq!(of_call[0]["type"], "function");
+        assert!(of_call[0]["function"]["name"].is_string());
+        assert!(of_call[1..].iter().all(|f| f.get("id").is_none()));
+        assert!(of_call.len() >= 3, "a head and two pieces at least");
+    }
+    let arguments: String = fragments
+        .iter()
+        .filter(|f| f["index"] == 0)
+        .filter_map(|f| f["function"]["arguments"].as_str())
+        .collect();
+    assert_eq!(arguments, "{\"city\":\"Oslo\"}");
+    let finish = &chunks[chunks.len() - 2];
+    assert_eq!(finish["choices"][0]["finish_reason"], "tool_calls");
+    assert!(
+        chunks[chunks.len() - 1]["usage"]["completion_tokens"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+
+    // What the record keeps of it.
+    let sent = fake.requests();
+    assert_eq!(sent[0].tools, ["get_weather"]);
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_whole_and_streamed() {
+    let fake = FakeProvider::start();
+    let url = format!("{}/messages", fake.base_url_anthropic());
+    let body = json!({"model": "m", "max_tokens": 50,
+                      "tools": [{"name": "get_weather", "input_schema": {"type": "object"}}],
+                      "messages": [{"role": "user", "content": CALLS}]});
+    let (status, _, text) = post(url.clone(), &ANTHROPIC_HEADERS, body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    let content = v["content"].as_array().unwrap();
+    assert_eq!(content.len(), 2);
+    assert_eq!(content[0]["type"], "tool_use");
+    assert!(content[0]["id"].as_str().unwrap().starts_with("toolu_"));
+    assert_eq!(content[0]["name"], "get_weather");
+    assert_eq!(content[0]["input"], json!({"city": "Oslo"}));
+    assert_eq!(content[1]["input"], json!({}));
+    assert_eq!(v["stop_reason"], "tool_use");
+    assert!(v["usage"]["output_tokens"].as_u64().unwrap() > 0);
+
+    let mut streamed = body.clone();
+    streamed["stream"] = json!(true);
+    let (_, _, text) = post(url, &ANTHROPIC_HEADERS, streamed.to_string()).await;
+    let events = events(&text);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_deref().unwrap()).collect();
+    assert_eq!(names.first(), Some(&"message_start"));
+    assert_eq!(names[names.len() - 2..], ["message_delta", "message_stop"]);
+    let data: Vec<Value> = events
+        .iter()
+        .map(|(_, d)| serde_json::from_str(d).unwrap())
+        .collect();
+    let starts: Vec<&Value> = data
+        .iter()
+        .filter(|d| d["type"] == "content_block_start")
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[0]["content_block"]["type"], "tool_use");
+    assert_eq!(starts[0]["content_block"]["name"], "get_weather");
+    assert_eq!(starts[0]["content_block"]["input"], json!({}));
+    let pieces: Vec<&str> = data
+        .iter()
+        .filter(|d| d["type"] == "content_block_delta" && d["index"] == 0)
+        .map(|d| {
+            assert_eq!(d["delta"]["type"], "input_json_delta");
+            d["delta"]["partial_json"].as_str().unwrap()
+        })
+        .collect();
+    assert!(pieces.len() >= 2);
+    assert_eq!(pieces.concat(), "{\"city\":\"Oslo\"}");
+    assert_eq!(data[data.len() - 2]["delta"]["stop_reason"], "tool_use");
+}
+
+#[tokio::test]
+async fn tool_results_answering_no_call_are_refused_in_each_providers_shape() {
+    let fake = FakeProvider::start();
+    let openai = format!("{}/chat/completions", fake.base_url_openai());
+    let body = json!({"model": "m", "messages": [
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": null, "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_2", "content": "x"},
+    ]});
+    let (status, _, text) = post(openai.clone(), &[OPENAI_AUTH], body.to_string()).await;
+    assert_eq!(status, 400);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("'call_2'"));
+    // Answering the real id is fine, and the answer shows what the model was given.
+    let mut ok = body.clone();
+    ok["messages"][2]["tool_call_id"] = json!("call_1");
+    let (status, _, text) = post(openai, &[OPENAI_AUTH], ok.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "Tool results: x");
+
+    let anthropic = format!("{}/messages", fake.base_url_anthropic());
+    let tool_use = json!({"role": "assistant", "content": [
+        {"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]});
+    let result = json!({"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "toolu_1", "content": "x"}]});
+    // The result must answer the message right before it, not an earlier one.
+    let late = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}, tool_use, {"role": "user", "content": "more"},
+        {"role": "assistant", "content": "ok"}, result]});
+    let (status, _, text) = post(anthropic.clone(), &ANTHROPIC_HEADERS, late.to_string()).await;
+    assert_eq!(status, 400);
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["error"]["type"], "invalid_request_error");
+    assert!(v["error"]["message"].as_str().unwrap().contains("toolu_1"));
+    let ok = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": "hi"}, tool_use, result]});
+    let (status, _, text) = post(anthropic, &ANTHROPIC_HEADERS, ok.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["content"][0]["text"], "Tool results: x");
+}

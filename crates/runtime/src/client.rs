@@ -17,7 +17,8 @@ use crate::types::{ChatRequest, Completion, StreamEvent};
 use crate::wire::{self, Progress};
 use crate::{budget, retry, ProviderError};
 
-/// A streamed answer: `Delta`s, then exactly one `Done`; or an error, after which it ends.
+/// A streamed answer: `Delta`s, then the proposed tool calls (at most one `ToolCalls`), then
+/// exactly one `Done`; or an error, after which it ends.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderError>> + Send>>;
 
 /// Calls providers. Cheap to clone: clones share one connection pool.
@@ -25,6 +26,8 @@ pub type EventStream = Pin<Box<dyn Stream<Item = Result<StreamEvent, ProviderErr
 pub struct Client {
     http: reqwest::Client,
     cfg: Arc<ClientConfig>,
+    /// Where calls may connect (see `address.rs`).
+    egress: Arc<bastion_tools::egress::EgressPolicy>,
 }
 
 /// What one attempt to get response headers came to, short of a usable response.
@@ -37,7 +40,15 @@ enum AttemptError {
 
 impl Client {
     pub fn new(cfg: ClientConfig) -> Result<Client, ProviderError> {
+        let egress = Arc::new(bastion_tools::egress::EgressPolicy {
+            allowed_private_hosts: cfg.private_hosts.clone(),
+        });
         let http = reqwest::Client::builder()
+            .dns_resolver(Arc::new(crate::address::PublicOnly {
+                policy: egress.clone(),
+            }))
+            // A proxy would connect on our behalf to an address we never checked.
+            .no_proxy()
             .connect_timeout(cfg.connect_timeout)
             // A redirect would send the body (and, for x-api-key, the key) to wherever it
             // points; providers do not redirect API calls, so one is an error.
@@ -50,6 +61,7 @@ impl Client {
         Ok(Client {
             http,
             cfg: Arc::new(cfg),
+            egress,
         })
     }
 
@@ -112,6 +124,9 @@ impl Client {
         stream: bool,
     ) -> Result<reqwest::Response, ProviderError> {
         let url = ep.url_for(wire::path(ep.kind));
+        if !crate::address::literal_allowed(&self.egress, &url) {
+            return Err(ProviderError::AddressRefused);
+        }
         let mut headers = wire::headers(ep)?;
         if stream {
             headers.insert(
@@ -176,6 +191,9 @@ impl Client {
             Ok(Ok(response)) => Ok(response),
             // No headers in time: the provider may be working on it, so no retry.
             Err(_) => Err(AttemptError::Final(ProviderError::Timeout)),
+            Ok(Err(err)) if crate::address::is_refusal(&err) => {
+                Err(AttemptError::Final(ProviderError::AddressRefused))
+            }
             Ok(Err(err)) if err.is_connect() => Err(AttemptError::Connect {
                 timed_out: err.is_timeout(),
             }),

@@ -18,6 +18,9 @@ pub struct ClientConfig {
     pub backoff_base: Duration,
     /// … up to this cap, which also caps a provider's `Retry-After`.
     pub backoff_max: Duration,
+    /// Hosts a provider endpoint may resolve to private, loopback or link-local addresses
+    /// through (exact host names or IP literals); every other host must be public.
+    pub private_hosts: Vec<String>,
 }
 
 impl Default for ClientConfig {
@@ -29,6 +32,7 @@ impl Default for ClientConfig {
             max_attempts: 3,
             backoff_base: Duration::from_millis(250),
             backoff_max: Duration::from_secs(8),
+            private_hosts: Vec::new(),
         }
     }
 }

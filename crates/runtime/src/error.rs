@@ -29,6 +29,10 @@ pub enum ProviderError {
     /// TLS failure).
     #[error("could not connect to the provider")]
     Connect,
+    /// The endpoint's address is private, loopback, link-local or metadata, and the operator
+    /// did not list its host in `provider_private_hosts`.
+    #[error("the provider's address is not public and its host is not allowed by the operator")]
+    AddressRefused,
     /// A response we cannot use: malformed JSON, a stream cut off before its end, an
     /// oversized body. The text is our own short description.
     #[error("unexpected response from the provider: {0}")]
@@ -45,6 +49,7 @@ impl ProviderError {
             ProviderError::Rejected { .. } => "rejected",
             ProviderError::Timeout => "timeout",
             ProviderError::Connect => "connect",
+            ProviderError::AddressRefused => "address_refused",
             ProviderError::Protocol(_) => "protocol",
         }
     }
@@ -76,6 +81,7 @@ mod tests {
             ),
             (ProviderError::Timeout, "timeout"),
             (ProviderError::Connect, "connect"),
+            (ProviderError::AddressRefused, "address_refused"),
             (ProviderError::protocol("x"), "protocol"),
         ];
         for (err, kind) in all {

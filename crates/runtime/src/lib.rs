@@ -8,6 +8,9 @@
 //!   logic (timeouts, retries, error mapping) is written once.
 //! - Calls either complete ([`Client::complete`]) or stream ([`Client::stream`]); a stream always
 //!   ends with exactly one [`StreamEvent::Done`] carrying the usage to bill, or with an error.
+//! - Tools offered in a [`ChatRequest`] come back as [`ToolCall`]s, whole even when streamed
+//!   (the wire layer assembles the fragments). Their arguments are passed on as the model
+//!   wrote them: validating them is the caller's job, not this crate's.
 //! - Errors are a closed set ([`ProviderError`]) whose Display never carries the provider key,
 //!   the endpoint URL's credentials or query, or a raw provider body: callers may log them and
 //!   show them to users.
@@ -15,6 +18,7 @@
 //! No HTTP server and no database here: the server crate decides who may call what and
 //! records the cost; this crate only makes the call.
 
+mod address;
 mod body;
 pub mod budget;
 mod client;
@@ -32,4 +36,6 @@ pub use config::ClientConfig;
 pub use endpoint::{Endpoint, ProviderKind};
 pub use error::ProviderError;
 pub use pricing::{Price, PriceTable};
-pub use types::{ChatMessage, ChatRequest, Completion, Role, StreamEvent, Usage};
+pub use types::{
+    ChatMessage, ChatRequest, Completion, Role, StreamEvent, ToolCall, ToolSpec, Usage,
+};

@@ -130,6 +130,7 @@ fn fast() -> ClientConfig {
     ClientConfig {
         backoff_base: Duration::from_millis(1),
         backoff_max: Duration::from_millis(50),
+        private_hosts: vec!["127.0.0.1".into()],
         ..ClientConfig::default()
     }
 }
@@ -141,6 +142,7 @@ fn request() -> ChatRequest {
         messages: vec![ChatMessage::new(Role::User, "hello")],
         temperature: None,
         max_tokens: 10,
+        tools: vec![],
     }
 }
 

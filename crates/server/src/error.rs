@@ -121,6 +121,7 @@ impl ApiError {
                     P::Rejected { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "provider_rejected"),
                     P::Timeout => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
                     P::Connect => (StatusCode::BAD_GATEWAY, "provider_unreachable"),
+                    P::AddressRefused => (StatusCode::BAD_GATEWAY, "provider_address_refused"),
                     P::Protocol(_) => (StatusCode::BAD_GATEWAY, "provider_protocol_error"),
                 }
             }
@@ -222,6 +223,11 @@ fn provider_detail(e: &bastion_runtime::ProviderError) -> String {
         }
         P::Timeout => "the model provider did not answer in time".into(),
         P::Connect => "the model provider could not be reached".into(),
+        P::AddressRefused => {
+            "the provider key's base URL points at a private or loopback address; \
+            the operator must list its exact host in provider_private_hosts"
+                .into()
+        }
         P::Protocol(what) => {
             format!("the model provider sent an answer bastion could not read: {what}")
         }

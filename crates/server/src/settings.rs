@@ -96,6 +96,15 @@ pub struct Settings {
     pub provider_max_attempts: u32,
     /// Usage counters and trace rows are written in the background this often (ms).
     pub usage_flush_ms: u64,
+    /// Hosts a provider key's base URL may point at although they are private, loopback or
+    /// link-local (a local Ollama or vLLM: `["127.0.0.1"]`). Exact host names or IP
+    /// literals; every other provider host must resolve to public addresses only.
+    pub provider_private_hosts: Vec<String>,
+    /// How long a conversation waits for a person to approve a tool call; no decision in
+    /// time is a refusal.
+    pub tool_approval_timeout_secs: u64,
+    /// Tool calls a model may propose in one turn; past it, the model answers without tools.
+    pub tool_calls_per_turn: u32,
     /// Prices per million tokens in USD (`[model_prices."gpt-4o"] input_per_mtok_usd = 2.5,
     /// output_per_mtok_usd = 10`); a name ending in `*` covers every model it prefixes. They
     /// add to and override the built-in list prices. Spend caps are kept in these prices: a
@@ -143,6 +152,9 @@ impl Default for Settings {
             provider_timeout_secs: 60,
             provider_max_attempts: 3,
             usage_flush_ms: 200,
+            provider_private_hosts: Vec::new(),
+            tool_approval_timeout_secs: 300,
+            tool_calls_per_turn: 8,
             model_prices: Default::default(),
             otlp_endpoint: None,
         }
@@ -232,6 +244,15 @@ impl Settings {
         }
         if !(10..=10_000).contains(&self.usage_flush_ms) {
             return Err(bad("usage_flush_ms", "must be between 10 and 10000"));
+        }
+        if !(1..=86_400).contains(&self.tool_approval_timeout_secs) {
+            return Err(bad(
+                "tool_approval_timeout_secs",
+                "must be between 1 and 86400",
+            ));
+        }
+        if !(1..=64).contains(&self.tool_calls_per_turn) {
+            return Err(bad("tool_calls_per_turn", "must be between 1 and 64"));
         }
         for (model, p) in &self.model_prices {
             let ok = |v: f64| v.is_finite() && v >= 0.0;

@@ -85,6 +85,7 @@ impl KeyGrant {
                 capabilities: self.key.capabilities,
                 owner: false,
             },
+            None,
             false,
         )
     }

@@ -26,6 +26,7 @@ pub mod provider_keys;
 pub mod roles;
 pub mod scope;
 pub mod sessions;
+pub mod tools;
 pub mod usage;
 pub mod users;
 pub mod workspaces;
@@ -190,6 +191,9 @@ impl Store {
     }
     pub fn usage(&self) -> usage::Usage<'_> {
         usage::Usage { store: self }
+    }
+    pub fn tools(&self) -> tools::Tools<'_> {
+        tools::Tools { pool: &self.pool }
     }
     pub fn audit(&self) -> audit::AuditLog<'_> {
         audit::AuditLog {

@@ -66,6 +66,7 @@ impl Grant {
             self.workspace_id,
             Principal::User(self.user_id),
             holding,
+            Some(std::sync::Arc::from(self.role.name())),
             in_person,
         )
     }
@@ -78,6 +79,8 @@ pub struct AssistantScope {
     workspace_id: WorkspaceId,
     principal: Principal,
     holding: Holding,
+    /// The member's role name (built-in or custom); none for an API key.
+    role: Option<std::sync::Arc<str>>,
 }
 
 impl AssistantScope {
@@ -89,6 +92,7 @@ impl AssistantScope {
         workspace_id: WorkspaceId,
         principal: Principal,
         holding: Holding,
+        role: Option<std::sync::Arc<str>>,
         in_person: bool,
     ) -> Option<AssistantScope> {
         let allowed = match access {
@@ -103,6 +107,7 @@ impl AssistantScope {
             workspace_id,
             principal,
             holding,
+            role,
         })
     }
     pub fn assistant_id(&self) -> AssistantId {
@@ -117,6 +122,11 @@ impl AssistantScope {
     /// The person acting, when a person acts (not an API key).
     pub fn user_id(&self) -> Option<UserId> {
         self.principal.user()
+    }
+    /// The role a member acts in here (what a tool's allowed roles are matched against);
+    /// none for an API key.
+    pub fn role_name(&self) -> Option<&str> {
+        self.role.as_deref()
     }
     /// What the principal holds here: what it may grant, and what it may see.
     pub fn holding(&self) -> Holding {

@@ -10,13 +10,13 @@ pub(crate) mod openai;
 use reqwest::header::HeaderMap;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::budget;
 use crate::endpoint::{Endpoint, ProviderKind};
 use crate::redact;
-use crate::types::{ChatRequest, Completion, StreamEvent, Usage};
+use crate::types::{ChatRequest, Completion, StreamEvent, ToolCall, Usage};
 use crate::ProviderError;
 
 /// What went wrong reading a provider's answer, before it is turned into a
@@ -139,12 +139,13 @@ pub(crate) fn stream_event(
     }
 }
 
-/// Where a streamed answer stands: its finish reason once named, its usage so far, and
-/// whether the final `Done` was emitted.
+/// Where a streamed answer stands: its finish reason once named, its usage so far, the tool
+/// calls being assembled, and whether the final `Done` was emitted.
 #[derive(Debug)]
 pub(crate) struct Progress {
     pub(crate) finish: Option<String>,
     pub(crate) tally: UsageTally,
+    pub(crate) calls: PendingCalls,
     done: bool,
 }
 
@@ -153,6 +154,7 @@ impl Progress {
         Progress {
             finish: None,
             tally: UsageTally::new(estimated_input),
+            calls: PendingCalls::default(),
             done: false,
         }
     }
@@ -165,10 +167,15 @@ impl Progress {
         }
     }
 
-    /// The provider's end marker (`[DONE]`, `message_stop`): the answer is complete. One that
-    /// never named a finish reason simply stopped.
+    /// The provider's end marker (`[DONE]`, `message_stop`): the answer is complete, its tool
+    /// calls (if any) go out whole, then `Done`. One that never named a finish reason simply
+    /// stopped.
     pub(crate) fn complete(&mut self, out: &mut VecDeque<StreamEvent>) {
-        let reason = self.finish.take().unwrap_or_else(|| "stop".to_owned());
+        let calls = std::mem::take(&mut self.calls).finish();
+        let reason = finish_with_calls(self.finish.take(), !calls.is_empty());
+        if !calls.is_empty() {
+            out.push_back(StreamEvent::ToolCalls(calls));
+        }
         out.push_back(StreamEvent::Done {
             finish_reason: reason,
             usage: self.tally.usage(),
@@ -192,6 +199,127 @@ impl Progress {
         }
         self.complete(out);
         Ok(())
+    }
+}
+
+/// The finish reason of an answer, given whether it proposed tool calls. Some
+/// OpenAI-compatible servers (Gemini's, some vLLM versions) end a tool-call answer with
+/// "stop"; callers rely on "tool_calls" to know calls are waiting. Any other reason
+/// ("length": the calls may be cut short) is kept, so the caller can refuse to run them.
+pub(crate) fn finish_with_calls(reason: Option<String>, has_calls: bool) -> String {
+    match reason {
+        Some(reason) if !(has_calls && reason == "stop") => reason,
+        _ if has_calls => "tool_calls".to_owned(),
+        _ => "stop".to_owned(),
+    }
+}
+
+/// Tool calls of a streamed answer, assembled from fragments keyed by the provider's index
+/// (OpenAI's `tool_calls[].index`, Anthropic's content block index). Calls come out in
+/// index order, whatever order their fragments interleaved in.
+#[derive(Debug, Default)]
+pub(crate) struct PendingCalls {
+    calls: BTreeMap<u32, PendingCall>,
+    /// The most recently started call, for fragments that carry no index.
+    last: Option<u32>,
+}
+
+#[derive(Debug)]
+struct PendingCall {
+    id: String,
+    name: String,
+    arguments: String,
+    /// What the arguments are when no fragment of them arrives (Anthropic's start event
+    /// carries the whole `input`, `{}` for a call streamed in deltas).
+    snapshot: String,
+}
+
+impl PendingCalls {
+    /// The fragment of call `index` that names it (an empty id or name: not in this
+    /// fragment). A new call needs both. Repeating them (some servers resend them on every
+    /// fragment) is harmless; changing them is not.
+    pub(crate) fn start(
+        &mut self,
+        index: u32,
+        id: String,
+        name: String,
+        snapshot: String,
+    ) -> Result<(), WireError> {
+        match self.calls.get(&index) {
+            Some(call) => {
+                let same = |sent: &str, known: &str| sent.is_empty() || sent == known;
+                if !same(&id, &call.id) || !same(&name, &call.name) {
+                    return Err(WireError::Protocol("conflicting fragments of a tool call"));
+                }
+            }
+            None if id.is_empty() || name.is_empty() => {
+                return Err(WireError::Protocol("a tool call without an id or a name"));
+            }
+            None => {
+                self.calls.insert(
+                    index,
+                    PendingCall {
+                        id,
+                        name,
+                        arguments: String::new(),
+                        snapshot,
+                    },
+                );
+            }
+        }
+        self.last = Some(index);
+        Ok(())
+    }
+
+    /// A piece of call `index`'s arguments, appended as sent (never parsed here).
+    pub(crate) fn append(
+        &mut self,
+        index: u32,
+        piece: &str,
+        tally: &mut UsageTally,
+    ) -> Result<(), WireError> {
+        let call = self.calls.get_mut(&index).ok_or(WireError::Protocol(
+            "tool call arguments for a call that was never started",
+        ))?;
+        call.arguments.push_str(piece);
+        tally.add_output_text(piece);
+        Ok(())
+    }
+
+    /// The index after every call seen so far, for a new call that came without one.
+    pub(crate) fn next_index(&self) -> u32 {
+        self.calls
+            .keys()
+            .next_back()
+            .map_or(0, |last| last.saturating_add(1))
+    }
+
+    /// The index of the call `id` names, when it was started.
+    pub(crate) fn index_of(&self, id: &str) -> Option<u32> {
+        self.calls
+            .iter()
+            .find(|(_, call)| call.id == id)
+            .map(|(index, _)| *index)
+    }
+
+    /// The call last started, for a continuation fragment that came without an index.
+    pub(crate) fn last_index(&self) -> Option<u32> {
+        self.last
+    }
+
+    pub(crate) fn finish(self) -> Vec<ToolCall> {
+        self.calls
+            .into_values()
+            .map(|call| ToolCall {
+                id: call.id,
+                name: call.name,
+                arguments: if call.arguments.is_empty() {
+                    call.snapshot
+                } else {
+                    call.arguments
+                },
+            })
+            .collect()
     }
 }
 

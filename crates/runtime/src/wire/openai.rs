@@ -7,8 +7,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::VecDeque;
 
-use super::{Progress, UsageTally, WireError};
-use crate::types::{ChatRequest, Completion, StreamEvent};
+use super::{finish_with_calls, Progress, UsageTally, WireError};
+use crate::types::{ChatMessage, ChatRequest, Completion, Role, StreamEvent, ToolCall, ToolSpec};
 use crate::ProviderError;
 
 pub(crate) fn headers(api_key: &SecretString) -> Result<HeaderMap, ProviderError> {
@@ -39,12 +39,95 @@ pub(crate) struct RequestBody<'a> {
     // Without it OpenAI sends no usage in a stream, and we would bill an estimate.
     #[serde(skip_serializing_if = "Option::is_none")]
     stream_options: Option<StreamOptions>,
+    // Absent rather than `[]`: some compatible servers refuse an empty list.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tools: Vec<Tool<'a>>,
 }
 
 #[derive(Serialize)]
 struct Message<'a> {
     role: &'static str,
-    content: &'a str,
+    // `null` only for an assistant turn that is nothing but tool calls, as OpenAI sends it.
+    content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    tool_calls: Vec<OutCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_call_id: Option<&'a str>,
+}
+
+impl<'a> Message<'a> {
+    fn new(m: &'a ChatMessage) -> Message<'a> {
+        let tool_calls: Vec<OutCall<'a>> = match m.role {
+            Role::Assistant => m.tool_calls.iter().map(OutCall::new).collect(),
+            _ => Vec::new(),
+        };
+        let content = (tool_calls.is_empty() || !m.content.is_empty()).then_some(&*m.content);
+        Message {
+            role: m.role.as_str(),
+            content,
+            tool_calls,
+            // A Tool message without an id is sent without one: the provider's refusal
+            // names the problem better than we could.
+            tool_call_id: match m.role {
+                Role::Tool => m.tool_call_id.as_deref(),
+                _ => None,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OutCall<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: OutFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct OutFunction<'a> {
+    name: &'a str,
+    arguments: &'a str,
+}
+
+impl<'a> OutCall<'a> {
+    fn new(call: &'a ToolCall) -> OutCall<'a> {
+        OutCall {
+            id: &call.id,
+            kind: "function",
+            function: OutFunction {
+                name: &call.name,
+                arguments: &call.arguments,
+            },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Tool<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    function: ToolFunction<'a>,
+}
+
+#[derive(Serialize)]
+struct ToolFunction<'a> {
+    name: &'a str,
+    description: &'a str,
+    parameters: &'a Value,
+}
+
+impl<'a> Tool<'a> {
+    fn new(spec: &'a ToolSpec) -> Tool<'a> {
+        Tool {
+            kind: "function",
+            function: ToolFunction {
+                name: &spec.name,
+                description: &spec.description,
+                parameters: &spec.parameters,
+            },
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -56,14 +139,13 @@ impl<'a> RequestBody<'a> {
     pub(crate) fn new(req: &'a ChatRequest, stream: bool) -> RequestBody<'a> {
         let system = req.system.as_deref().map(|content| Message {
             role: "system",
-            content,
+            content: Some(content),
+            tool_calls: Vec::new(),
+            tool_call_id: None,
         });
         let messages = system
             .into_iter()
-            .chain(req.messages.iter().map(|m| Message {
-                role: m.role.as_str(),
-                content: &m.content,
-            }))
+            .chain(req.messages.iter().map(Message::new))
             .collect();
         RequestBody {
             model: &req.model,
@@ -74,6 +156,7 @@ impl<'a> RequestBody<'a> {
             stream_options: stream.then_some(StreamOptions {
                 include_usage: true,
             }),
+            tools: req.tools.iter().map(Tool::new).collect(),
         }
     }
 }
@@ -112,6 +195,60 @@ struct Choice {
 struct ResponseMessage {
     // null when the model answered with tool calls only.
     content: Option<String>,
+    tool_calls: Option<Vec<CallFragment>>,
+}
+
+/// A tool call as it appears in an answer: whole in a completion, in fragments in a stream
+/// (where every field but the arguments comes once, and empty strings mean "not in this
+/// fragment": Gemini's compatible endpoint sends `"name": ""` on continuations).
+#[derive(Deserialize)]
+struct CallFragment {
+    // Gemini's compatible endpoint omits it; see `stream_call`.
+    index: Option<u32>,
+    id: Option<String>,
+    function: Option<FunctionFragment>,
+}
+
+#[derive(Deserialize)]
+struct FunctionFragment {
+    name: Option<String>,
+    // A string by the spec; a server that sends the JSON object itself gets it written out.
+    #[serde(default)]
+    arguments: Value,
+}
+
+impl CallFragment {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref().filter(|id| !id.is_empty())
+    }
+
+    fn name(&self) -> Option<&str> {
+        self.function
+            .as_ref()
+            .and_then(|f| f.name.as_deref())
+            .filter(|name| !name.is_empty())
+    }
+
+    fn arguments(&self) -> String {
+        match self.function.as_ref().map(|f| &f.arguments) {
+            None | Some(Value::Null) => String::new(),
+            Some(Value::String(text)) => text.clone(),
+            Some(other) => other.to_string(),
+        }
+    }
+
+    /// The call of a whole answer, which must name itself.
+    fn into_call(self) -> Result<ToolCall, WireError> {
+        let arguments = self.arguments();
+        match (self.id(), self.name()) {
+            (Some(id), Some(name)) => Ok(ToolCall {
+                id: id.to_owned(),
+                name: name.to_owned(),
+                arguments,
+            }),
+            _ => Err(WireError::Protocol("a tool call without an id or a name")),
+        }
+    }
 }
 
 /// An `error` object inside a 200 answer (OpenRouter does this, mid-stream too). Its
@@ -142,26 +279,37 @@ pub(crate) fn decode_completion(
     }
     let choice = response
         .choices
-        .iter()
+        .into_iter()
         .find(|c| c.index == 0)
         .ok_or(WireError::Protocol("the answer has no choices"))?;
-    let content = choice
-        .message
-        .as_ref()
-        .and_then(|m| m.content.clone())
-        .unwrap_or_default();
+    let (content, calls) = match choice.message {
+        Some(m) => (
+            m.content.unwrap_or_default(),
+            m.tool_calls.unwrap_or_default(),
+        ),
+        None => (String::new(), Vec::new()),
+    };
+    let tool_calls = calls
+        .into_iter()
+        .map(CallFragment::into_call)
+        .collect::<Result<Vec<_>, _>>()?;
     let mut tally = UsageTally::new(estimated_input);
     tally.add_output_text(&content);
+    for call in &tool_calls {
+        tally.add_output_text(&call.name);
+        tally.add_output_text(&call.arguments);
+    }
     if let Some(usage) = response.usage {
         tally.input = usage.prompt_tokens;
         tally.output = usage.completion_tokens;
     }
     Ok(Completion {
-        finish_reason: choice
-            .finish_reason
-            .as_deref()
-            .map_or_else(|| "stop".to_owned(), finish_reason),
+        finish_reason: finish_with_calls(
+            choice.finish_reason.as_deref().map(finish_reason),
+            !tool_calls.is_empty(),
+        ),
         content,
+        tool_calls,
         usage: tally.usage(),
     })
 }
@@ -186,6 +334,28 @@ struct ChunkChoice {
 #[derive(Deserialize)]
 struct Delta {
     content: Option<String>,
+    tool_calls: Option<Vec<CallFragment>>,
+}
+
+/// One fragment of a streamed tool call. The first fragment of a call names it (id, name);
+/// later ones add pieces of its arguments. A fragment without an index (Gemini) belongs to
+/// the call its id names, or starts a new one; without an id it continues the last call.
+fn stream_call(fragment: CallFragment, progress: &mut Progress) -> Result<(), WireError> {
+    let calls = &mut progress.calls;
+    let index = match (fragment.index, fragment.id()) {
+        (Some(index), _) => index,
+        (None, Some(id)) => calls.index_of(id).unwrap_or_else(|| calls.next_index()),
+        (None, None) => calls.last_index().ok_or(WireError::Protocol(
+            "tool call arguments for a call that was never started",
+        ))?,
+    };
+    let arguments = fragment.arguments();
+    if let Some(id) = fragment.id() {
+        let name = fragment.name().unwrap_or_default();
+        calls.start(index, id.to_owned(), name.to_owned(), String::new())?;
+    }
+    // Also for the first fragment, whose arguments may already hold the whole text.
+    calls.append(index, &arguments, &mut progress.tally)
 }
 
 /// One event of a stream: `data: {chunk}` events carry content deltas, then one chunk with
@@ -208,8 +378,13 @@ pub(crate) fn stream_event(
     }
     // We ask for one choice; a server that sends more gets only its first one read.
     for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
-        if let Some(text) = choice.delta.and_then(|d| d.content) {
-            progress.text(text, out);
+        if let Some(delta) = choice.delta {
+            if let Some(text) = delta.content {
+                progress.text(text, out);
+            }
+            for fragment in delta.tool_calls.unwrap_or_default() {
+                stream_call(fragment, progress)?;
+            }
         }
         if let Some(reason) = choice.finish_reason {
             progress.finish = Some(finish_reason(&reason));
@@ -226,7 +401,7 @@ pub(crate) fn stream_event(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{ChatMessage, Role, Usage};
+    use crate::types::Usage;
 
     fn request() -> ChatRequest {
         ChatRequest {
@@ -239,6 +414,7 @@ mod tests {
             ],
             temperature: Some(0.5),
             max_tokens: 100,
+            tools: vec![],
         }
     }
 
@@ -418,5 +594,193 @@ mod tests {
             ),
             Err(WireError::Provider { status: 502, .. })
         ));
+    }
+
+    fn call(id: &str, name: &str, arguments: &str) -> ToolCall {
+        ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: arguments.into(),
+        }
+    }
+
+    #[test]
+    fn encodes_tools_calls_and_results() {
+        let mut req = request();
+        req.system = None;
+        req.messages = vec![
+            ChatMessage::new(Role::User, "weather?"),
+            ChatMessage::assistant_calls(
+                "",
+                vec![
+                    call("call_1", "get_weather", r#"{"city":"Oslo"}"#),
+                    call("call_2", "get_weather", "not json: sent as is"),
+                ],
+            ),
+            ChatMessage::tool_result("call_1", "12 degrees"),
+            ChatMessage::tool_result("call_2", "rain"),
+            ChatMessage::assistant_calls("One more.", vec![call("call_3", "now", "{}")]),
+        ];
+        req.tools = vec![ToolSpec {
+            name: "get_weather".into(),
+            description: "Current weather".into(),
+            parameters: serde_json::json!({"type": "object"}),
+        }];
+        let body = serde_json::to_value(RequestBody::new(&req, false)).unwrap();
+        assert_eq!(
+            body["tools"],
+            serde_json::json!([{"type": "function", "function": {
+                "name": "get_weather", "description": "Current weather", "parameters": {"type": "object"},
+            }}])
+        );
+        assert_eq!(
+            body["messages"],
+            serde_json::json!([
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": null, "tool_calls": [
+                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}},
+                    {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "not json: sent as is"}},
+                ]},
+                {"role": "tool", "content": "12 degrees", "tool_call_id": "call_1"},
+                {"role": "tool", "content": "rain", "tool_call_id": "call_2"},
+                {"role": "assistant", "content": "One more.", "tool_calls": [
+                    {"id": "call_3", "type": "function", "function": {"name": "now", "arguments": "{}"}},
+                ]},
+            ])
+        );
+        // No tools: no field (the exact body without tools is checked above).
+        req.tools.clear();
+        let body = serde_json::to_value(RequestBody::new(&req, false)).unwrap();
+        assert!(body.get("tools").is_none());
+    }
+
+    #[test]
+    fn decodes_tool_calls_of_a_completion() {
+        let body = br#"{"choices":[{"index":0,"message":{"role":"assistant","content":null,"tool_calls":[
+            {"id":"call_1","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"}},
+            {"id":"call_2","type":"function","function":{"name":"now","arguments":"{broken"}}]},
+            "finish_reason":"tool_calls"}],"usage":{"prompt_tokens":9,"completion_tokens":7}}"#;
+        let c = decode_completion(body, 0).unwrap();
+        assert_eq!(c.content, "");
+        assert_eq!(c.finish_reason, "tool_calls");
+        assert_eq!(
+            c.tool_calls,
+            [
+                call("call_1", "get_weather", r#"{"city":"Oslo"}"#),
+                // Never validated here.
+                call("call_2", "now", "{broken"),
+            ]
+        );
+        // A compatible server ending a tool-call answer with "stop", and sending the
+        // arguments as an object.
+        let body = br#"{"choices":[{"index":0,"message":{"content":"","tool_calls":[
+            {"id":"c","function":{"name":"f","arguments":{"a":1}}}]},"finish_reason":"stop"}]}"#;
+        let c = decode_completion(body, 0).unwrap();
+        assert_eq!(c.finish_reason, "tool_calls");
+        assert_eq!(c.tool_calls, [call("c", "f", r#"{"a":1}"#)]);
+        let idless = br#"{"choices":[{"index":0,"message":{"tool_calls":[{"function":{"name":"f","arguments":"{}"}}]}}]}"#;
+        assert!(matches!(
+            decode_completion(idless, 0),
+            Err(WireError::Protocol(_))
+        ));
+    }
+
+    #[test]
+    fn assembles_interleaved_tool_call_fragments() {
+        let mut d = Progress::new(0);
+        let out = run(
+            &mut d,
+            &[
+                r#"{"choices":[{"index":0,"delta":{"role":"assistant","content":null},"finish_reason":null}]}"#,
+                // Call 1 starts before call 0; their argument pieces interleave.
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"call_b","type":"function","function":{"name":"now","arguments":""}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_a","type":"function","function":{"name":"get_weather","arguments":"{\"ci"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"function":{"arguments":"{}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"ty\":\"Os"}},{"index":0,"function":{"arguments":"lo\"}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+                r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":12}}"#,
+                "[DONE]",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            vec![
+                StreamEvent::ToolCalls(vec![
+                    call("call_a", "get_weather", r#"{"city":"Oslo"}"#),
+                    call("call_b", "now", "{}"),
+                ]),
+                StreamEvent::Done {
+                    finish_reason: "tool_calls".into(),
+                    usage: Usage {
+                        input_tokens: 5,
+                        output_tokens: 12
+                    }
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn assembles_fragments_without_an_index() {
+        // Gemini's compatible endpoint: no index, `"name": ""` on continuations, "stop".
+        let mut d = Progress::new(0);
+        run(
+            &mut d,
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"g1","type":"function","function":{"name":"a","arguments":"{\"x\":"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"","type":"","function":{"name":"","arguments":"1"}}]}}]}"#,
+                // The id resent: the same call, not a new one.
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"g1","function":{"arguments":"}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"id":"g2","type":"function","function":{"name":"b","arguments":"{}"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#,
+            ],
+        )
+        .unwrap();
+        let mut out = VecDeque::new();
+        d.end(&mut out).unwrap();
+        assert_eq!(
+            out.pop_front(),
+            Some(StreamEvent::ToolCalls(vec![
+                call("g1", "a", r#"{"x":1}"#),
+                call("g2", "b", "{}"),
+            ]))
+        );
+        assert!(matches!(
+            out.pop_front(),
+            Some(StreamEvent::Done { finish_reason, .. }) if finish_reason == "tool_calls"
+        ));
+    }
+
+    #[test]
+    fn malformed_tool_call_fragments_are_protocol_errors() {
+        let cases: [&[&str]; 4] = [
+            // Arguments for an index that never had an id and a name.
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":3,"function":{"arguments":"{}"}}]}}]}"#,
+            ],
+            // A first fragment without a name.
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"arguments":"{}"}}]}}]}"#,
+            ],
+            // The same index renamed midway.
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c","function":{"name":"f"}}]}}]}"#,
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"d","function":{"name":"f"}}]}}]}"#,
+            ],
+            // No index and nothing started to continue.
+            &[
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#,
+            ],
+        ];
+        for events in cases {
+            assert!(
+                matches!(
+                    run(&mut Progress::new(0), events),
+                    Err(WireError::Protocol(_))
+                ),
+                "{events:?}"
+            );
+        }
     }
 }

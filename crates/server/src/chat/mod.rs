@@ -4,10 +4,13 @@
 //! ([`Chat::end`]: a trace span with OpenTelemetry GenAI attributes, a stored trace row,
 //! usage counters). The provider clients themselves are `bastion-runtime`'s.
 
+pub mod endpoint;
+pub mod mcp;
 pub mod meter;
 pub mod prompt;
 pub mod recorder;
 pub mod route;
+pub mod tools;
 pub mod turn;
 
 use crate::error::{ApiError, ApiResult};
@@ -32,6 +35,10 @@ pub struct Chat {
     pub routes: Routes,
     pub meter: Arc<Meter>,
     pub recorder: Recorder,
+    /// Conversations waiting for a person to approve a tool call.
+    pub approvals: tools::ApprovalWaiters,
+    /// MCP servers attached through assistants' MCP endpoints, on this node.
+    pub attached: endpoint::AttachedServers,
 }
 
 /// A call that passed [`Chat::admit`]: the counters it will be charged to.
@@ -108,6 +115,7 @@ impl Chat {
             response_timeout: Duration::from_secs(settings.provider_timeout_secs),
             idle_timeout: Duration::from_secs(settings.provider_timeout_secs),
             max_attempts: settings.provider_max_attempts,
+            private_hosts: settings.provider_private_hosts.clone(),
             ..Default::default()
         })?;
         let meter = Arc::new(Meter::new(state_store.clone(), Duration::from_secs(5)));
@@ -122,6 +130,8 @@ impl Chat {
             routes: Routes::new(Duration::from_secs(settings.cache_ttl_secs)),
             meter,
             recorder,
+            approvals: Default::default(),
+            attached: Default::default(),
         })
     }
 

@@ -32,12 +32,12 @@ pub fn history(messages: &[Message]) -> Vec<ChatMessage> {
             m.role == MessageRole::User
                 || (m.status != MessageStatus::Failed && !m.content.is_empty())
         })
-        .map(|m| ChatMessage {
-            role: match m.role {
+        .map(|m| {
+            let role = match m.role {
                 MessageRole::User => Role::User,
                 MessageRole::Assistant => Role::Assistant,
-            },
-            content: m.content.clone(),
+            };
+            ChatMessage::new(role, m.content.clone())
         })
         .collect()
 }
@@ -58,6 +58,7 @@ pub fn request(
         messages: trim_history(history, room).to_vec(),
         temperature: settings.temperature_milli.map(|t| t as f32 / 1000.0),
         max_tokens,
+        tools: Vec::new(),
     }
 }
 

@@ -4,6 +4,7 @@
 //! `GET …/ws` does the same over a WebSocket.
 
 use crate::chat::prompt;
+use crate::chat::tools::ToolBox;
 use crate::chat::turn::{self, Turn, TurnEvent};
 use crate::chat::{Ask, CallContext};
 use crate::error::{ApiError, ApiResult, Problem};
@@ -225,13 +226,12 @@ async fn begin_turn(
         None => Vec::new(),
     };
     let mut history = prompt::history(&earlier);
-    history.push(ChatMessage {
-        role: Role::User,
-        content: content.clone(),
-    });
+    history.push(ChatMessage::new(Role::User, content.clone()));
     let system = prompt::system(&route.settings, &memories);
     let reserve = u32::try_from(route.settings.max_reply_tokens).unwrap_or(u32::MAX);
     let mut request = prompt::request(&route.settings, system, &history, reserve);
+    let tools = ToolBox::load(state, &at.scope).await?;
+    request.tools = tools.specs();
     let admitted = state
         .chat
         .admit(
@@ -273,6 +273,10 @@ async fn begin_turn(
             route,
             request,
             record,
+            scope: at.scope.clone(),
+            meta: meta.clone(),
+            key: key.0.clone(),
+            tools,
         },
     );
     Ok(Begun {
@@ -305,6 +309,7 @@ pub struct TurnDone {
 fn event_of(e: TurnEvent) -> (&'static str, serde_json::Value) {
     match e {
         TurnEvent::Delta(text) => ("delta", serde_json::json!(TurnDelta { text })),
+        TurnEvent::Tool(t) => ("tool", serde_json::json!(t)),
         TurnEvent::Done {
             answer,
             finish_reason,

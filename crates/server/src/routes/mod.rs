@@ -11,6 +11,8 @@ pub mod conversations;
 pub mod domains;
 pub mod feedback;
 pub mod health;
+pub mod mcp_endpoint;
+pub mod mcp_servers;
 pub mod me;
 pub mod members;
 pub mod memories;
@@ -23,6 +25,7 @@ pub mod provider_keys;
 pub mod roles;
 pub mod scoped_tokens;
 pub mod sessions;
+pub mod tools;
 pub mod traces;
 pub mod views;
 pub mod workspaces;
@@ -455,6 +458,121 @@ fn api(state: AppState) -> Api {
             "/api/v1/assistants/{assistant_id}/memories/{memory_id}",
             Assistant(C::Chat),
             memories::delete,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/tools",
+            Assistant(C::ToolsManage),
+            tools::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/tools",
+            Assistant(C::ToolsManage),
+            tools::create,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/tools/{tool_id}",
+            Assistant(C::ToolsManage),
+            tools::get,
+        )
+        .route(
+            M::PUT,
+            "/api/v1/assistants/{assistant_id}/tools/{tool_id}",
+            Assistant(C::ToolsManage),
+            tools::update,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/tools/{tool_id}",
+            Assistant(C::ToolsManage),
+            tools::delete,
+        )
+        .route(M::GET, "/mcp/ws", Public, mcp_endpoint::attach)
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/mcp-endpoint",
+            Assistant(C::McpManage),
+            mcp_endpoint::issue,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/mcp-endpoint",
+            Assistant(C::McpManage),
+            mcp_endpoint::get,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/mcp-endpoint",
+            Assistant(C::McpManage),
+            mcp_endpoint::revoke,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/mcp-servers",
+            Assistant(C::McpManage),
+            mcp_servers::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/mcp-servers",
+            Assistant(C::McpManage),
+            mcp_servers::create,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/mcp-servers/{server_id}",
+            Assistant(C::McpManage),
+            mcp_servers::get,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/mcp-servers/{server_id}",
+            Assistant(C::McpManage),
+            mcp_servers::delete,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/mcp-servers/{server_id}/sync",
+            Assistant(C::McpManage),
+            mcp_servers::sync,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/egress",
+            Assistant(C::SettingsManage),
+            tools::get_egress,
+        )
+        .route(
+            M::PUT,
+            "/api/v1/assistants/{assistant_id}/egress",
+            Assistant(C::SettingsManage),
+            tools::put_egress,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/tool-approvals",
+            Assistant(C::ToolsApprove),
+            tools::list_approvals,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/tool-approvals/{approval_id}",
+            Assistant(C::ToolsApprove),
+            tools::get_approval,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/tool-approvals/{approval_id}/decision",
+            Assistant(C::ToolsApprove),
+            tools::decide,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/conversations/{conversation_id}/tool-calls",
+            Assistant(C::TracesRead),
+            tools::calls,
         )
         .route(
             M::POST,

@@ -114,14 +114,8 @@ fn conversation(
                 }
                 from_client.push_str(&text);
             }
-            "user" => history.push(ChatMessage {
-                role: Role::User,
-                content: text,
-            }),
-            "assistant" => history.push(ChatMessage {
-                role: Role::Assistant,
-                content: text,
-            }),
+            "user" => history.push(ChatMessage::new(Role::User, text)),
+            "assistant" => history.push(ChatMessage::new(Role::Assistant, text)),
             other => {
                 return Err(ApiError::Unprocessable(format!(
                     "messages: role {other:?} is not accepted (system, developer, user, assistant)"
@@ -272,6 +266,8 @@ pub async fn chat_completions(
             }
             let (bytes, finished) = match up.next().await {
                 Some(Ok(StreamEvent::Delta(text))) => (relay.delta(&text), false),
+                // No tools are offered on this endpoint, so a proposed call is not acted on.
+                Some(Ok(StreamEvent::ToolCalls(_))) => (Bytes::new(), false),
                 Some(Ok(StreamEvent::Done {
                     finish_reason,
                     usage,

@@ -3,8 +3,8 @@
 use crate::routes::RouteSpec;
 use crate::routes::{
     api_keys, assistant_settings, assistants, audit, auth, conversations, domains, feedback,
-    health, me, members, memories, mfa, oauth, openai, ownership, provider_keys, roles,
-    scoped_tokens, sessions, traces, views, workspaces,
+    health, mcp_endpoint, mcp_servers, me, members, memories, mfa, oauth, openai, ownership,
+    provider_keys, roles, scoped_tokens, sessions, tools, traces, views, workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -41,8 +41,14 @@ use utoipa::{Modify, OpenApi};
         conversations::post_message, conversations::websocket, traces::list,
         feedback::put, feedback::list, memories::list, memories::add, memories::delete,
         openai::chat_completions, openai::models,
+        tools::list, tools::create, tools::get, tools::update, tools::delete,
+        tools::get_egress, tools::put_egress, tools::list_approvals, tools::get_approval,
+        tools::decide, tools::calls,
+        mcp_servers::list, mcp_servers::create, mcp_servers::get, mcp_servers::delete,
+        mcp_servers::sync, mcp_endpoint::issue, mcp_endpoint::get, mcp_endpoint::revoke,
+        mcp_endpoint::attach,
     ),
-    components(schemas(crate::error::Problem, conversations::TurnStarted, conversations::TurnDelta, conversations::TurnDone, views::UserView, bastion_core::Capability, bastion_core::Role)),
+    components(schemas(crate::error::Problem, conversations::TurnStarted, conversations::TurnDelta, conversations::TurnDone, crate::chat::tools::ToolEvent, views::UserView, bastion_core::Capability, bastion_core::Role)),
     modifiers(&BearerAuth),
 )]
 pub struct ApiDoc;

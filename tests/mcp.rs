@@ -474,3 +474,171 @@ async fn an_attached_server_offers_tools_until_its_token_is_revoked() {
     }
     server.abort();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_credential_goes_to_that_server_only_and_never_back_out() {
+    let c = Chat::start(Backend::Sqlite, "You help.").await;
+    let dir = tempfile::tempdir().unwrap();
+    let start = |name: &str| {
+        let description = dir.path().join(format!("{name}.txt"));
+        let headers = dir.path().join(format!("{name}.jsonl"));
+        std::fs::write(&description, "Looks up a word.").unwrap();
+        std::fs::write(&headers, "").unwrap();
+        let node = Node::start(
+            &support().join("changing-server.mjs"),
+            &[],
+            &[
+                ("DESCRIPTION_FILE", &description),
+                ("HEADERS_FILE", &headers),
+            ],
+        );
+        (node, headers)
+    };
+    let (with, with_headers) = start("with");
+    let (without, without_headers) = start("without");
+    put_egress(&c, &["127.0.0.1"]).await;
+    let servers = c.s.assistant_path("/mcp-servers");
+    let secret = format!("mcp-secret-{}", uuid::Uuid::new_v4().simple());
+    let (status, added) =
+        c.s.post(
+            &servers,
+            &c.owner,
+            json!({"name": "with", "url": with.url(), "bearer_token": secret}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(
+        added["server"]["credential_last4"],
+        &secret[secret.len() - 4..]
+    );
+    let (status, _) =
+        c.s.post(
+            &servers,
+            &c.owner,
+            json!({"name": "without", "url": without.url()}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    // A header-breaking credential is refused.
+    let (status, _) =
+        c.s.post(
+            &servers,
+            &c.owner,
+            json!({"name": "bad", "url": with.url(), "bearer_token": "abcd\r\nX-Evil: 1"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    enable(&c, "with_lookup", json!({})).await;
+    enable(&c, "without_lookup", json!({})).await;
+    let conv = c.conversation(&c.owner).await;
+    let (_, events) = c
+        .say(
+            &c.owner,
+            &conv,
+            "CALL with_lookup {\"word\":\"a\"}\nCALL without_lookup {\"word\":\"b\"}",
+        )
+        .await;
+    assert_eq!(statuses(&events), ["with_lookup:ok", "without_lookup:ok"]);
+
+    // The credential reached its server, on every request, and no other server.
+    let seen_with = std::fs::read_to_string(&with_headers).unwrap();
+    let seen_without = std::fs::read_to_string(&without_headers).unwrap();
+    assert!(seen_with.lines().count() >= 2);
+    for line in seen_with.lines() {
+        let h: Value = serde_json::from_str(line).unwrap();
+        assert_eq!(h["authorization"], format!("Bearer {secret}"), "{line}");
+    }
+    assert!(
+        !seen_without.contains(&secret) && !seen_without.to_lowercase().contains("authorization")
+    );
+    // Nothing gives it back: the API, the tools, the audit log, the logs.
+    let (_, listed) = c.s.get(&servers, &c.owner).await;
+    let (_, tools) = c.s.get(&c.s.assistant_path("/tools"), &c.owner).await;
+    let audit = format!("{:?}", c.s.audit_rows(&c.owner).await);
+    for (what, text) in [
+        ("servers", listed.to_string()),
+        ("tools", tools.to_string()),
+        ("audit", audit),
+        ("logs", c.s.logs().join("\n")),
+    ] {
+        assert!(
+            !text.contains(&secret),
+            "the credential leaks through {what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_server_runs_only_as_the_operator_listed_it_without_bastions_secrets() {
+    let node = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v node"])
+            .output()
+            .expect("sh")
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_string();
+    let script =
+        support().join("node_modules/@modelcontextprotocol/server-everything/dist/index.js");
+    assert!(script.is_file(), "run `npm ci` in tests/support/mcp");
+    let extra = format!(
+        "[mcp_stdio_servers.everything]\ncommand = [{node:?}, {:?}, \"stdio\"]\nenv = {{ MCP_GREETING = \"hello\" }}\n",
+        script.display().to_string()
+    );
+    // A secret of bastion's own, in its environment.
+    let c = Chat::start_configured(
+        Backend::Sqlite,
+        "You help.",
+        &extra,
+        vec![("BASTION_MASTER_KEY_CANARY".into(), "do-not-leak".into())],
+    )
+    .await;
+    let servers = c.s.assistant_path("/mcp-servers");
+    for bad in [
+        json!({"name": "x", "stdio": "not-listed"}),
+        json!({"name": "x", "stdio": "everything", "url": "http://127.0.0.1/mcp"}),
+        json!({"name": "x", "stdio": "everything", "bearer_token": "abcdefghijkl"}),
+        json!({"name": "x"}),
+    ] {
+        let (status, p) = c.s.post(&servers, &c.owner, bad.clone()).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{bad} → {p}");
+    }
+    // No egress allowance is involved: it is a process, not an address.
+    let (status, added) =
+        c.s.post(
+            &servers,
+            &c.owner,
+            json!({"name": "local", "stdio": "everything"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{added}");
+    assert_eq!(added["server"]["url"], "stdio:everything");
+    enable(&c, "local_echo", json!({})).await;
+    enable(&c, "local_get-env", json!({})).await;
+    let conv = c.conversation(&c.owner).await;
+    let (_, events) = c
+        .say(
+            &c.owner,
+            &conv,
+            "CALL local_echo {\"message\":\"over stdio\"}\nCALL local_get-env {}",
+        )
+        .await;
+    assert_eq!(
+        statuses(&events),
+        ["local_echo:ok", "local_get-env:ok"],
+        "{events:?}"
+    );
+    let answer = Chat::answer_of(&events);
+    assert!(answer.contains("Echo: over stdio"), "{answer}");
+    assert!(
+        answer.contains("MCP_GREETING") && answer.contains("PATH"),
+        "{answer}"
+    );
+    assert!(
+        !answer.contains("BASTION") && !answer.contains("do-not-leak"),
+        "{answer}"
+    );
+}

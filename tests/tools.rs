@@ -864,3 +864,90 @@ on_both_backends!(
 
 #[allow(dead_code)]
 fn _server_type(_: &Server) {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_program_on_v1_gets_only_the_tools_api_keys_may_use() {
+    let c = Chat::start(Backend::Sqlite, "You help.").await;
+    let people = Upstream::start("for people only".into(), Duration::ZERO).await;
+    let programs = Upstream::start("for programs too".into(), Duration::ZERO).await;
+    set_egress(&c, &["127.0.0.1"], &["127.0.0.1"]).await;
+    add_tool(
+        &c,
+        http_tool("people", &people.url("/p"), &["owner"], json!({})),
+    )
+    .await;
+    add_tool(
+        &c,
+        http_tool(
+            "programs",
+            &programs.url("/q"),
+            &[],
+            json!({"allow_api_keys": true}),
+        ),
+    )
+    .await;
+    let (status, key) =
+        c.s.post(
+            &c.s.assistant_path("/api-keys"),
+            &c.owner,
+            json!({"name": "app", "capabilities": ["chat"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = key["key"].as_str().unwrap().to_string();
+    let ask = "CALL people {\"city\":\"a\"}\nCALL programs {\"city\":\"b\"}";
+
+    // Whole: the program gets the final text; the model was offered only the key's tool.
+    let (status, done) =
+        c.s.post(
+            "/v1/chat/completions",
+            &key,
+            json!({"model": "x", "messages": [{"role": "user", "content": ask}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    let text = done["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(text.contains("for programs too"), "{text}");
+    assert!(text.contains("no tool of that name is available"), "{text}");
+    assert_eq!(done["choices"][0]["finish_reason"], "stop");
+    assert!(done["usage"]["total_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(c.fake.requests()[0].tools, ["programs"]);
+    assert_eq!((people.hits(), programs.hits()), (0, 1));
+
+    // Streamed: the same, as chunks ending in [DONE].
+    let res =
+        c.s.http
+            .post(c.s.url("/v1/chat/completions"))
+            .bearer_auth(&key)
+            .json(
+                &json!({"model": "x", "stream": true, "stream_options": {"include_usage": true},
+                      "messages": [{"role": "user", "content": ask}]}),
+            )
+            .send()
+            .await
+            .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.text().await.unwrap();
+    assert!(body.trim_end().ends_with("data: [DONE]"), "{body}");
+    let mut streamed = String::new();
+    let mut usage = Value::Null;
+    for line in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if line == "[DONE]" {
+            continue;
+        }
+        let chunk: Value = serde_json::from_str(line).unwrap();
+        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
+            streamed.push_str(t);
+        }
+        if !chunk["usage"].is_null() {
+            usage = chunk["usage"].clone();
+        }
+    }
+    assert!(streamed.contains("for programs too"), "{streamed}");
+    assert!(usage["completion_tokens"].as_u64().unwrap() > 0, "{body}");
+    assert_eq!((people.hits(), programs.hits()), (0, 2));
+    let rows = c.s.audit_rows(&c.owner).await;
+    assert!(rows
+        .iter()
+        .any(|r| r.action == "tool.call" && r.actor.starts_with("key:")));
+}

@@ -50,9 +50,19 @@ impl Chat {
         system_prompt: &str,
         env: Vec<(String, String)>,
     ) -> Chat {
+        Self::start_configured(backend, system_prompt, "", env).await
+    }
+
+    /// As [`Chat::start_with_env`], with `extra` TOML appended to [`CONFIG`].
+    pub async fn start_configured(
+        backend: Backend,
+        system_prompt: &str,
+        extra: &str,
+        env: Vec<(String, String)>,
+    ) -> Chat {
         let dir = tempfile::tempdir().expect("config dir");
         let file = dir.path().join("bastion.toml");
-        std::fs::write(&file, CONFIG).expect("config file");
+        std::fs::write(&file, format!("{CONFIG}\n{extra}")).expect("config file");
         let config_args = vec!["--config".to_string(), file.display().to_string()];
         let s = Server::start_with(
             backend,

@@ -25,6 +25,17 @@ pub enum LogFormat {
     Json,
 }
 
+/// A local MCP server the operator allows (see `Settings::mcp_stdio_servers`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StdioServer {
+    /// The program (an absolute path) and its arguments, run without a shell.
+    pub command: Vec<String>,
+    /// Variables set for it besides PATH.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Settings {
@@ -115,6 +126,11 @@ pub struct Settings {
     /// model call (`bastion::llm`) is exported, with its OpenTelemetry GenAI attributes;
     /// message contents and keys are never among them. Unset: nothing is exported.
     pub otlp_endpoint: Option<String>,
+    /// MCP servers assistants may run as local processes (stdio), by name: the operator's
+    /// allowlist (`[mcp_stdio_servers.files] command = ["/usr/bin/node", "/opt/mcp/files.js"]`).
+    /// A tenant picks one by name and can change neither its program nor its arguments; it
+    /// starts with an empty environment (PATH and `env` only), so bastion's secrets stay out.
+    pub mcp_stdio_servers: std::collections::BTreeMap<String, StdioServer>,
 }
 
 impl Default for Settings {
@@ -157,6 +173,7 @@ impl Default for Settings {
             tool_calls_per_turn: 8,
             model_prices: Default::default(),
             otlp_endpoint: None,
+            mcp_stdio_servers: Default::default(),
         }
     }
 }
@@ -253,6 +270,18 @@ impl Settings {
         }
         if !(1..=64).contains(&self.tool_calls_per_turn) {
             return Err(bad("tool_calls_per_turn", "must be between 1 and 64"));
+        }
+        for (name, server) in &self.mcp_stdio_servers {
+            let program_ok = server
+                .command
+                .first()
+                .is_some_and(|p| std::path::Path::new(p).is_absolute());
+            if !program_ok {
+                return Err(bad(
+                    "mcp_stdio_servers",
+                    format!("{name}: command starts with the program's absolute path"),
+                ));
+            }
         }
         for (model, p) in &self.model_prices {
             let ok = |v: f64| v.is_finite() && v >= 0.0;

@@ -12,11 +12,15 @@ CREATE TABLE assistant_egress (
 );
 
 -- An assistant's MCP servers (Streamable HTTP). Their tools are rows of `tools` below.
+-- `credential` is the server's own bearer token, sealed in the vault (bound to the workspace
+-- and this row), sent to this server only; `credential_last4` is what the API shows of it.
 CREATE TABLE mcp_servers (
     id           TEXT PRIMARY KEY,
     assistant_id TEXT NOT NULL REFERENCES assistants(id) ON DELETE CASCADE,
     name         TEXT NOT NULL,
     url          TEXT NOT NULL,
+    credential   TEXT,
+    credential_last4 TEXT,
     synced_at    BIGINT,
     created_at   BIGINT NOT NULL
 );

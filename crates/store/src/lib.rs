@@ -124,7 +124,8 @@ impl Store {
         let r = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM provider_keys WHERE secret <> '') + \
              (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL) + \
-             (SELECT COUNT(*) FROM users WHERE totp_pending_secret IS NOT NULL) AS n",
+             (SELECT COUNT(*) FROM users WHERE totp_pending_secret IS NOT NULL) + \
+             (SELECT COUNT(*) FROM mcp_servers WHERE credential IS NOT NULL) AS n",
         )
         .fetch_one(&self.pool)
         .await?;

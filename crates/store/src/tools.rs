@@ -28,12 +28,18 @@ pub enum ToolKind {
     },
 }
 
+/// The vault's record kind of an MCP server's sealed credential.
+pub const CREDENTIAL_KIND: &str = "mcp_credential";
+
 /// An MCP server of an assistant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct McpServer {
     pub id: McpServerId,
     pub name: String,
     pub url: String,
+    /// The server's bearer token, sealed (see the vault); never leaves through the API.
+    pub credential: Option<String>,
+    pub credential_last4: Option<String>,
     pub synced_at: Option<i64>,
     pub created_at: i64,
 }
@@ -404,6 +410,8 @@ fn mcp_server(r: &AnyRow) -> Result<McpServer> {
         id: row::id(r, "id")?,
         name: r.try_get("name")?,
         url: r.try_get("url")?,
+        credential: r.try_get("credential")?,
+        credential_last4: r.try_get("credential_last4")?,
         synced_at: r.try_get("synced_at")?,
         created_at: r.try_get("created_at")?,
     })
@@ -488,7 +496,8 @@ impl Tools<'_> {
 
     pub async fn servers(&self, scope: &AssistantScope) -> Result<Vec<McpServer>> {
         let rows = sqlx::query(
-            "SELECT id, name, url, synced_at, created_at FROM mcp_servers WHERE assistant_id = $1 \
+            "SELECT id, name, url, credential, credential_last4, synced_at, created_at FROM mcp_servers \
+             WHERE assistant_id = $1 \
              ORDER BY name, id",
         )
         .bind(scope.assistant_id().to_string())
@@ -499,8 +508,8 @@ impl Tools<'_> {
 
     pub async fn server(&self, scope: &AssistantScope, id: McpServerId) -> Result<McpServer> {
         let r = sqlx::query(
-            "SELECT id, name, url, synced_at, created_at FROM mcp_servers \
-             WHERE id = $1 AND assistant_id = $2",
+            "SELECT id, name, url, credential, credential_last4, synced_at, created_at \
+             FROM mcp_servers WHERE id = $1 AND assistant_id = $2",
         )
         .bind(id.to_string())
         .bind(scope.assistant_id().to_string())
@@ -510,31 +519,79 @@ impl Tools<'_> {
         mcp_server(&r)
     }
 
+    /// Stores a server under `id` (the id its sealed credential is bound to).
     pub async fn add_server(
         &self,
         scope: &AssistantScope,
+        id: McpServerId,
         name: &str,
         url: &str,
+        credential: Option<(String, String)>,
     ) -> Result<McpServer> {
+        let (credential, credential_last4) = credential.unzip();
         let s = McpServer {
-            id: McpServerId::new(),
+            id,
             name: name.to_string(),
             url: url.to_string(),
+            credential,
+            credential_last4,
             synced_at: None,
             created_at: now_ms(),
         };
         sqlx::query(
-            "INSERT INTO mcp_servers (id, assistant_id, name, url, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO mcp_servers (id, assistant_id, name, url, credential, credential_last4, \
+             created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(s.id.to_string())
         .bind(scope.assistant_id().to_string())
         .bind(&s.name)
         .bind(&s.url)
+        .bind(s.credential.as_deref())
+        .bind(s.credential_last4.as_deref())
         .bind(s.created_at)
         .execute(self.pool)
         .await
         .map_err(|e| StoreError::unique_as_conflict(e, "an MCP server of that name exists"))?;
         Ok(s)
+    }
+
+    /// Sealed MCP credentials after `after`, by id, for re-wrapping under a new master key:
+    /// (server, workspace, sealed value).
+    pub async fn sealed_page(
+        &self,
+        after: Option<McpServerId>,
+        limit: i64,
+    ) -> Result<Vec<(McpServerId, bastion_core::WorkspaceId, String)>> {
+        let rows = sqlx::query(
+            "SELECT s.id, a.workspace_id, s.credential FROM mcp_servers s \
+             JOIN assistants a ON a.id = s.assistant_id \
+             WHERE s.credential IS NOT NULL AND s.id > $1 ORDER BY s.id LIMIT $2",
+        )
+        .bind(after.map(|a| a.to_string()).unwrap_or_default())
+        .bind(limit)
+        .fetch_all(self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    row::id(r, "id")?,
+                    row::id(r, "workspace_id")?,
+                    r.try_get("credential")?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Replaces a sealed credential by its re-wrapped form, only if it is still `old`.
+    pub async fn replace_sealed(&self, id: McpServerId, old: &str, new: &str) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE mcp_servers SET credential = $1 WHERE id = $2 AND credential = $3")
+                .bind(new)
+                .bind(id.to_string())
+                .bind(old)
+                .execute(self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     /// Deletes a server and (by cascade) its tools.

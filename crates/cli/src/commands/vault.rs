@@ -5,10 +5,11 @@ use crate::config::{self, StoreArgs};
 use anyhow::{bail, Context};
 use bastion_auth::keys::DerivedKeys;
 use bastion_auth::{seal, signing_key};
-use bastion_core::{ProviderKeyId, UserId, WorkspaceId};
+use bastion_core::{McpServerId, ProviderKeyId, UserId, WorkspaceId};
 use bastion_server::Settings;
 use bastion_store::mfa::TotpColumn;
 use bastion_store::provider_keys::VAULT_KIND;
+use bastion_store::tools::CREDENTIAL_KIND;
 use bastion_store::Store;
 use bastion_vault::{Binding, MasterKey, Vault};
 use clap::Subcommand;
@@ -103,6 +104,17 @@ impl Keys {
                     .open(&at, record.value())
                     .map_err(|e| e.to_string())
             }
+            SealedRecord::McpCredential { id, workspace, .. } => {
+                let record_id = id.to_string();
+                let at = Binding {
+                    workspace: *workspace,
+                    kind: CREDENTIAL_KIND,
+                    record: &record_id,
+                };
+                self.vault
+                    .open(&at, record.value())
+                    .map_err(|e| e.to_string())
+            }
             SealedRecord::Totp { user, .. } => {
                 let keys = self.totp.iter().map(|k| &*k.totp_seal);
                 seal::open_with_any(keys, &seal::totp_aad(*user), record.value())
@@ -114,7 +126,9 @@ impl Keys {
     /// Whether the first key sealed it (TOTP values carry no key id: try to open them).
     fn is_current(&self, record: &SealedRecord) -> bool {
         match record {
-            SealedRecord::ProviderKey { value, .. } => self.vault.is_current(value),
+            SealedRecord::ProviderKey { value, .. } | SealedRecord::McpCredential { value, .. } => {
+                self.vault.is_current(value)
+            }
             SealedRecord::Totp { user, value, .. } => {
                 seal::open(&self.totp[0].totp_seal, &seal::totp_aad(*user), value).is_ok()
             }
@@ -130,6 +144,15 @@ impl Keys {
                 let at = Binding {
                     workspace: *workspace,
                     kind: VAULT_KIND,
+                    record: &record_id,
+                };
+                self.vault.seal(&at, &secret).map_err(|e| e.to_string())
+            }
+            SealedRecord::McpCredential { id, workspace, .. } => {
+                let record_id = id.to_string();
+                let at = Binding {
+                    workspace: *workspace,
+                    kind: CREDENTIAL_KIND,
                     record: &record_id,
                 };
                 self.vault.seal(&at, &secret).map_err(|e| e.to_string())
@@ -154,12 +177,19 @@ enum SealedRecord {
         column: TotpColumn,
         value: String,
     },
+    McpCredential {
+        id: McpServerId,
+        workspace: WorkspaceId,
+        value: String,
+    },
 }
 
 impl SealedRecord {
     fn value(&self) -> &str {
         match self {
-            SealedRecord::ProviderKey { value, .. } | SealedRecord::Totp { value, .. } => value,
+            SealedRecord::ProviderKey { value, .. }
+            | SealedRecord::Totp { value, .. }
+            | SealedRecord::McpCredential { value, .. } => value,
         }
     }
 
@@ -167,6 +197,7 @@ impl SealedRecord {
         match self {
             SealedRecord::ProviderKey { id, .. } => format!("provider key {id}"),
             SealedRecord::Totp { user, .. } => format!("TOTP secret of user {user}"),
+            SealedRecord::McpCredential { id, .. } => format!("credential of MCP server {id}"),
         }
     }
 
@@ -189,14 +220,19 @@ impl SealedRecord {
                     .replace_sealed(*user, *column, value, new)
                     .await?
             }
+            SealedRecord::McpCredential { id, value, .. } => {
+                store.tools().replace_sealed(*id, value, new).await?
+            }
         })
     }
 }
 
-/// Every sealed secret of the store, a page at a time: provider keys, then TOTP secrets.
+/// Every sealed secret of the store, a page at a time: provider keys, TOTP secrets, then
+/// MCP server credentials.
 enum Walk {
     ProviderKeys(Option<ProviderKeyId>),
     Totp(Option<UserId>),
+    McpCredentials(Option<McpServerId>),
     Done,
 }
 
@@ -223,7 +259,7 @@ impl Walk {
                 Walk::Totp(after) => {
                     let page = store.mfa().sealed_page(after, PAGE).await?;
                     let Some((last, _, _)) = page.last() else {
-                        *self = Walk::Done;
+                        *self = Walk::McpCredentials(None);
                         continue;
                     };
                     *self = Walk::Totp(Some(*last));
@@ -232,6 +268,22 @@ impl Walk {
                         .map(|(user, column, value)| SealedRecord::Totp {
                             user,
                             column,
+                            value,
+                        })
+                        .collect());
+                }
+                Walk::McpCredentials(after) => {
+                    let page = store.tools().sealed_page(after, PAGE).await?;
+                    let Some((last, _, _)) = page.last() else {
+                        *self = Walk::Done;
+                        continue;
+                    };
+                    *self = Walk::McpCredentials(Some(*last));
+                    return Ok(page
+                        .into_iter()
+                        .map(|(id, workspace, value)| SealedRecord::McpCredential {
+                            id,
+                            workspace,
                             value,
                         })
                         .collect());

@@ -7,10 +7,13 @@
 use super::tools::endpoint_allowed;
 use crate::error::{ApiError, ApiResult};
 use bastion_core::{Approval, Risk};
-use bastion_store::tools::{Egress, McpServer, Remote, SyncChange, ToolDraft, ToolKind};
+use bastion_store::tools::{
+    Egress, McpServer, Remote, SyncChange, ToolDraft, ToolKind, CREDENTIAL_KIND,
+};
 use bastion_store::AssistantScope;
 use bastion_tools::egress::{EgressPolicy, SystemResolver};
 use bastion_tools::mcp::{self, McpLimits, McpSession, McpTarget, RemoteTool};
+use secrecy::SecretString;
 use serde_json::Value;
 use std::time::Duration;
 
@@ -32,6 +35,10 @@ pub enum McpFailure {
     NotAllowed,
     #[error("the MCP server's URL is not valid")]
     BadUrl,
+    #[error("the local MCP server is not (or no longer) on the operator's list")]
+    NotListed,
+    #[error("the MCP server's credential could not be opened")]
+    Credential,
     #[error("{0}")]
     Mcp(#[from] mcp::McpError),
 }
@@ -51,35 +58,83 @@ pub fn tool_name(server: &str, remote: &str) -> String {
         .collect()
 }
 
-/// Opens a session with `server` as `egress` allows.
+/// The server's own credential, opened from the vault (none when it has none).
+pub fn credential(
+    state: &crate::state::AppState,
+    scope: &AssistantScope,
+    server: &McpServer,
+) -> Result<Option<SecretString>, McpFailure> {
+    let Some(sealed) = &server.credential else {
+        return Ok(None);
+    };
+    let record = server.id.to_string();
+    let at = bastion_vault::Binding {
+        workspace: scope.workspace_id(),
+        kind: CREDENTIAL_KIND,
+        record: &record,
+    };
+    let secret = state
+        .vault
+        .open(&at, sealed)
+        .map_err(|_| McpFailure::Credential)?;
+    let text = String::from_utf8(secret.to_vec()).map_err(|_| McpFailure::Credential)?;
+    Ok(Some(SecretString::from(text)))
+}
+
+/// Opens a session with `server` as `egress` allows, with its own credential if it has one.
 pub async fn connect(
+    settings: &crate::Settings,
     server: &McpServer,
     egress: &Egress,
+    bearer: Option<SecretString>,
     timeout: Duration,
 ) -> Result<McpSession, McpFailure> {
-    let url = url::Url::parse(&server.url).map_err(|_| McpFailure::BadUrl)?;
-    if !endpoint_allowed(&url, egress) {
-        return Err(McpFailure::NotAllowed);
-    }
-    let policy = EgressPolicy {
-        allowed_private_hosts: egress.private_hosts.clone(),
-    };
     let limits = McpLimits {
         connect_timeout: timeout,
         call_timeout: timeout,
         ..McpLimits::default()
     };
-    let target = McpTarget::Http { url, bearer: None };
+    let policy = EgressPolicy {
+        allowed_private_hosts: egress.private_hosts.clone(),
+    };
+    let target = match server.url.strip_prefix(STDIO_PREFIX) {
+        // A local process: only as the operator listed it, looked up on every connection
+        // (an operator who removes it stops it at once).
+        Some(name) => {
+            let listed = settings
+                .mcp_stdio_servers
+                .get(name)
+                .ok_or(McpFailure::NotListed)?;
+            let (program, args) = listed.command.split_first().ok_or(McpFailure::NotListed)?;
+            McpTarget::Stdio {
+                program: program.clone(),
+                args: args.to_vec(),
+                env: listed.env.clone().into_iter().collect(),
+            }
+        }
+        None => {
+            let url = url::Url::parse(&server.url).map_err(|_| McpFailure::BadUrl)?;
+            if !endpoint_allowed(&url, egress) {
+                return Err(McpFailure::NotAllowed);
+            }
+            McpTarget::Http { url, bearer }
+        }
+    };
     Ok(mcp::connect(target, &policy, &SystemResolver, limits).await?)
 }
 
+/// The `url` of a server run as a local process: `stdio:{name in mcp_stdio_servers}`.
+pub const STDIO_PREFIX: &str = "stdio:";
+
 /// Connects to `server` and reads the tools it offers.
 pub async fn read_tools(
+    settings: &crate::Settings,
     server: &McpServer,
     egress: &Egress,
+    bearer: Option<SecretString>,
     timeout: Duration,
 ) -> ApiResult<Vec<RemoteTool>> {
-    let session = connect(server, egress, timeout).await?;
+    let session = connect(settings, server, egress, bearer, timeout).await?;
     let offered = session.list_tools().await;
     session.close().await;
     offered.map_err(|e| {
@@ -113,12 +168,14 @@ fn draft(server: &McpServer, remote: &RemoteTool) -> ToolDraft {
 
 /// Reads what `server` offers into the registry.
 pub async fn sync(
-    store: &bastion_store::Store,
+    state: &crate::state::AppState,
     scope: &AssistantScope,
     server: &McpServer,
     offered: &[RemoteTool],
 ) -> ApiResult<SyncReport> {
-    let repo = store.tools();
+    let repo = state.store.tools();
+    // Whatever happens below, the cached registry is stale.
+    state.chat.tool_sets.forget(scope.assistant_id());
     let mut report = SyncReport::default();
     for remote in offered {
         let name = tool_name(&server.name, &remote.name);
@@ -174,8 +231,9 @@ pub async fn call(
                 "the MCP server attached to this assistant is not connected".to_string()
             })?
     } else {
+        let bearer = credential(state, scope, server).map_err(|e| e.to_string())?;
         std::sync::Arc::new(
-            connect(server, egress, timeout)
+            connect(&state.settings, server, egress, bearer, timeout)
                 .await
                 .map_err(|e| e.to_string())?,
         )
@@ -187,7 +245,7 @@ pub async fn call(
         };
         if remote.fingerprint != reviewed {
             // Disable it now, for every conversation, until an admin looks.
-            if let Err(e) = sync(&state.store, scope, server, &offered).await {
+            if let Err(e) = sync(state, scope, server, &offered).await {
                 tracing::error!(error = %e.problem().detail, "MCP sync after a change failed");
             }
             return Err(

@@ -10,6 +10,7 @@ pub mod meter;
 pub mod prompt;
 pub mod recorder;
 pub mod route;
+pub mod tool_loop;
 pub mod tools;
 pub mod turn;
 
@@ -39,6 +40,8 @@ pub struct Chat {
     pub approvals: tools::ApprovalWaiters,
     /// MCP servers attached through assistants' MCP endpoints, on this node.
     pub attached: endpoint::AttachedServers,
+    /// Assistants' tool registries, cached.
+    pub tool_sets: tools::ToolSets,
 }
 
 /// A call that passed [`Chat::admit`]: the counters it will be charged to.
@@ -132,6 +135,7 @@ impl Chat {
             recorder,
             approvals: Default::default(),
             attached: Default::default(),
+            tool_sets: tools::ToolSets::new(Duration::from_secs(settings.cache_ttl_secs)),
         })
     }
 

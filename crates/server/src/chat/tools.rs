@@ -11,7 +11,7 @@ use crate::error::ApiResult;
 use crate::events::{self, FAILURE, SUCCESS};
 use crate::flow::Meta;
 use crate::state::AppState;
-use bastion_core::{ConversationId, ToolApprovalId, ToolCallId};
+use bastion_core::{AssistantId, ConversationId, ToolApprovalId, ToolCallId};
 use bastion_runtime::{ChatMessage, ToolCall, ToolSpec};
 use bastion_store::tools::{
     ApprovalStatus, CallOutcome, CallRecord, Egress, McpServer, Tool, ToolKind,
@@ -67,7 +67,71 @@ pub fn builtin_names() -> Vec<&'static str> {
 /// One tool offered in a conversation, its schema compiled.
 struct Offered {
     tool: Tool,
-    schema: ArgumentSchema,
+    schema: Arc<ArgumentSchema>,
+}
+
+/// An assistant's whole registry as loaded from the store, schemas compiled: cached per
+/// assistant for `cache_ttl_secs` and dropped on this node whenever it changes
+/// ([`ToolSets::forget`]), so a request of an assistant without tools costs no query.
+pub struct ToolSet {
+    tools: Vec<(Tool, Option<Arc<ArgumentSchema>>)>,
+    egress: Egress,
+    servers: Vec<McpServer>,
+}
+
+pub struct ToolSets {
+    cache: moka::sync::Cache<AssistantId, Arc<ToolSet>>,
+}
+
+impl ToolSets {
+    pub fn new(ttl: Duration) -> ToolSets {
+        ToolSets {
+            cache: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(ttl)
+                .build(),
+        }
+    }
+
+    /// The registry changed: the next request reads it again.
+    pub fn forget(&self, assistant: AssistantId) {
+        self.cache.invalidate(&assistant);
+    }
+
+    async fn get(&self, state: &AppState, scope: &AssistantScope) -> ApiResult<Arc<ToolSet>> {
+        if let Some(set) = self.cache.get(&scope.assistant_id()) {
+            return Ok(set);
+        }
+        let repo = state.store.tools();
+        let tools: Vec<(Tool, Option<Arc<ArgumentSchema>>)> = repo
+            .list(scope)
+            .await?
+            .into_iter()
+            .map(|tool| {
+                let schema = match ArgumentSchema::compile(&tool.input_schema) {
+                    Ok(s) => Some(Arc::new(s)),
+                    // Checked when saved; a schema that no longer compiles keeps its tool away.
+                    Err(e) => {
+                        tracing::warn!(tool = %tool.id, error = %e, "tool schema unusable");
+                        None
+                    }
+                };
+                (tool, schema)
+            })
+            .collect();
+        let (egress, servers) = if tools.is_empty() {
+            (Egress::default(), Vec::new())
+        } else {
+            (repo.egress(scope).await?, repo.servers(scope).await?)
+        };
+        let set = Arc::new(ToolSet {
+            tools,
+            egress,
+            servers,
+        });
+        self.cache.insert(scope.assistant_id(), set.clone());
+        Ok(set)
+    }
 }
 
 /// The tools one caller's conversation may use, and how many calls the turn has left.
@@ -89,42 +153,25 @@ pub fn allowed_for(tool: &Tool, scope: &AssistantScope) -> bool {
 }
 
 impl ToolBox {
-    pub fn empty() -> ToolBox {
-        ToolBox {
-            offered: Vec::new(),
-            egress: Egress::default(),
-            servers: Vec::new(),
-            calls_left: 0,
-        }
-    }
-
     /// The enabled tools the caller may trigger. Tools the caller may not use are not even
     /// described to the model.
     pub async fn load(state: &AppState, scope: &AssistantScope) -> ApiResult<ToolBox> {
-        let repo = state.store.tools();
-        let mut offered = Vec::new();
-        for tool in repo.list(scope).await? {
-            if !tool.enabled || !allowed_for(&tool, scope) {
-                continue;
-            }
-            match ArgumentSchema::compile(&tool.input_schema) {
-                Ok(schema) => offered.push(Offered { tool, schema }),
-                // Checked when saved; a schema that no longer compiles keeps its tool away.
-                Err(e) => tracing::warn!(tool = %tool.id, error = %e, "tool schema unusable"),
-            }
-        }
-        let egress = if offered.is_empty() {
-            Egress::default()
-        } else {
-            repo.egress(scope).await?
-        };
-        let servers = if offered
+        let set = state.chat.tool_sets.get(state, scope).await?;
+        let offered: Vec<Offered> = set
+            .tools
             .iter()
-            .any(|o| matches!(o.tool.kind, ToolKind::Mcp { .. }))
-        {
-            repo.servers(scope).await?
+            .filter(|(tool, _)| tool.enabled && allowed_for(tool, scope))
+            .filter_map(|(tool, schema)| {
+                Some(Offered {
+                    tool: tool.clone(),
+                    schema: schema.clone()?,
+                })
+            })
+            .collect();
+        let (egress, servers) = if offered.is_empty() {
+            (Egress::default(), Vec::new())
         } else {
-            Vec::new()
+            (set.egress.clone(), set.servers.clone())
         };
         Ok(ToolBox {
             offered,
@@ -132,6 +179,11 @@ impl ToolBox {
             servers,
             calls_left: state.settings.tool_calls_per_turn,
         })
+    }
+
+    /// Whether the model gets no tools at all.
+    pub fn is_empty(&self) -> bool {
+        self.offered.is_empty()
     }
 
     /// What the model is told about: nothing once the turn's calls are used up, so it has to

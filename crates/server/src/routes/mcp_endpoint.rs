@@ -334,13 +334,17 @@ async fn register(
         .find(|s| s.name == SERVER_NAME)
     {
         Some(s) => s,
-        None => repo.add_server(scope, SERVER_NAME, ATTACHED_URL).await?,
+        None => {
+            let id = bastion_core::McpServerId::new();
+            repo.add_server(scope, id, SERVER_NAME, ATTACHED_URL, None)
+                .await?
+        }
     };
     let offered = session
         .list_tools()
         .await
         .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
-    mcp::sync(&state.store, scope, &server, &offered).await
+    mcp::sync(state, scope, &server, &offered).await
 }
 
 /// rmcp's JSON-RPC message types, as bastion (the client) sends and receives them.

@@ -8,13 +8,16 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::{self, SUCCESS};
 use crate::flow::{Actor, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
+use crate::routes::provider_keys::secret_last4;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bastion_core::McpServerId;
-use bastion_store::tools::McpServer;
+use bastion_store::tools::{McpServer, CREDENTIAL_KIND};
+use bastion_vault::Binding;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::time::Duration;
@@ -29,6 +32,8 @@ pub struct McpServerView {
     pub id: String,
     pub name: String,
     pub url: String,
+    /// The last four characters of its bearer token, when it has one.
+    pub credential_last4: Option<String>,
     pub synced_at: Option<String>,
     pub created_at: String,
 }
@@ -39,6 +44,7 @@ impl From<&McpServer> for McpServerView {
             id: s.id.to_string(),
             name: s.name.clone(),
             url: s.url.clone(),
+            credential_last4: s.credential_last4.clone(),
             synced_at: s.synced_at.map(rfc3339),
             created_at: rfc3339(s.created_at),
         }
@@ -51,8 +57,14 @@ pub struct McpServerCreate {
     /// 1–32 of `a-z 0-9 _ -`; its tools are named `{name}_{tool}`.
     pub name: String,
     /// The server's Streamable HTTP endpoint; its host must be on the assistant's egress
-    /// allowlist.
-    pub url: String,
+    /// allowlist. Or, instead:
+    pub url: Option<String>,
+    /// The name of a local (stdio) server the operator allows (`mcp_stdio_servers`).
+    pub stdio: Option<String>,
+    /// The server's own bearer token, if it wants one: sealed in the vault, sent to this
+    /// server only, never shown again (its last four characters are).
+    #[schema(value_type = Option<String>)]
+    pub bearer_token: Option<SecretString>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -99,31 +111,81 @@ pub async fn create(
             "name: \"endpoint\" is the server attached through the MCP endpoint".into(),
         ));
     }
-    let url = url::Url::parse(&input.url)
-        .map_err(|_| ApiError::Unprocessable("url: not a URL".into()))?;
-    if !matches!(url.scheme(), "http" | "https")
-        || !url.username().is_empty()
-        || url.password().is_some()
-    {
-        return Err(ApiError::Unprocessable(
-            "url: http or https, without credentials".into(),
-        ));
-    }
+    let url = match (&input.url, &input.stdio) {
+        (Some(url), None) => {
+            let url = url::Url::parse(url)
+                .map_err(|_| ApiError::Unprocessable("url: not a URL".into()))?;
+            if !matches!(url.scheme(), "http" | "https")
+                || !url.username().is_empty()
+                || url.password().is_some()
+            {
+                return Err(ApiError::Unprocessable(
+                    "url: http or https, without credentials".into(),
+                ));
+            }
+            url.to_string()
+        }
+        (None, Some(name)) => {
+            if !state.settings.mcp_stdio_servers.contains_key(name) {
+                return Err(ApiError::Unprocessable(format!(
+                    "stdio: {name:?} is not a local server the operator allows"
+                )));
+            }
+            if input.bearer_token.is_some() {
+                return Err(ApiError::Unprocessable(
+                    "bearer_token: a local server gets its settings from the operator".into(),
+                ));
+            }
+            format!("{}{name}", mcp::STDIO_PREFIX)
+        }
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "one of url (Streamable HTTP) or stdio (a local server by name)".into(),
+            ))
+        }
+    };
     let repo = state.store.tools();
     let egress = repo.egress(&at.scope).await?;
+    let id = McpServerId::new();
+    let credential = match &input.bearer_token {
+        None => None,
+        Some(token) => {
+            let last4 = secret_last4("bearer_token", token)?;
+            let record = id.to_string();
+            let at_record = Binding {
+                workspace: at.scope.workspace_id(),
+                kind: CREDENTIAL_KIND,
+                record: &record,
+            };
+            let sealed = state
+                .vault
+                .seal(&at_record, token.expose_secret().as_bytes())
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            Some((sealed, last4))
+        }
+    };
     // Reached before anything is stored: a server that cannot be used is not added.
     let probe = McpServer {
-        id: McpServerId::new(),
+        id,
         name: input.name.clone(),
-        url: url.to_string(),
+        url: url.clone(),
+        credential: None,
+        credential_last4: None,
         synced_at: None,
         created_at: 0,
     };
-    let offered = mcp::read_tools(&probe, &egress, SYNC_TIMEOUT).await?;
+    let offered = mcp::read_tools(
+        &state.settings,
+        &probe,
+        &egress,
+        input.bearer_token.clone(),
+        SYNC_TIMEOUT,
+    )
+    .await?;
     let server = repo
-        .add_server(&at.scope, &input.name, url.as_str())
+        .add_server(&at.scope, id, &input.name, &url, credential)
         .await?;
-    let report = mcp::sync(&state.store, &at.scope, &server, &offered).await?;
+    let report = mcp::sync(&state, &at.scope, &server, &offered).await?;
     state
         .audit(events::on_assistant(
             &at,
@@ -172,8 +234,9 @@ pub async fn sync(
     let repo = state.store.tools();
     let server = repo.server(&at.scope, id).await?;
     let egress = repo.egress(&at.scope).await?;
-    let offered = mcp::read_tools(&server, &egress, SYNC_TIMEOUT).await?;
-    let report = mcp::sync(&state.store, &at.scope, &server, &offered).await?;
+    let bearer = mcp::credential(&state, &at.scope, &server)?;
+    let offered = mcp::read_tools(&state.settings, &server, &egress, bearer, SYNC_TIMEOUT).await?;
+    let report = mcp::sync(&state, &at.scope, &server, &offered).await?;
     state
         .audit(events::on_assistant(
             &at,
@@ -202,6 +265,7 @@ pub async fn delete(
     let repo = state.store.tools();
     let server = repo.server(&at.scope, id).await?;
     repo.delete_server(&at.scope, id).await?;
+    state.chat.tool_sets.forget(at.scope.assistant_id());
     state
         .audit(events::on_assistant(
             &at,

@@ -5,6 +5,8 @@
 //! context budget and spend caps apply. Client-supplied tools are refused: an assistant's
 //! tools are configured on it.
 
+use crate::chat::tool_loop::{self, Answered, Answering, Output};
+use crate::chat::tools::ToolBox;
 use crate::chat::{prompt, Ask, CallContext, Outcome};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::flow::{InAssistant, KeyUsed, Meta};
@@ -184,6 +186,9 @@ pub async fn chat_completions(
     request.temperature = request
         .temperature
         .or(input.temperature.filter(|t| (0.0..=2.0).contains(t)));
+    // The assistant's tools that API keys may trigger (none: the plain relay below).
+    let tools = ToolBox::load(&state, &at.scope).await?;
+    request.tools = tools.specs();
     let admitted = state
         .chat
         .admit(
@@ -213,6 +218,20 @@ pub async fn chat_completions(
     );
     let provider = route.provider.as_str();
     let model = request.model.clone();
+    if !tools.is_empty() {
+        let include_usage = input.stream_options.is_some_and(|o| o.include_usage);
+        let answering = Answering {
+            route: route.clone(),
+            request,
+            record,
+            scope: at.scope.clone(),
+            meta: meta.clone(),
+            key: key.0.clone(),
+            tools,
+            conversation: None,
+        };
+        return Ok(with_tools(state, answering, model, input.stream, include_usage).await);
+    }
     if !input.stream {
         return match state.chat.client.complete(&route.endpoint, &request).await {
             Ok(done) => {
@@ -296,6 +315,120 @@ pub async fn chat_completions(
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(res)
+}
+
+/// What an answer with tools sends on as it is written.
+enum Piece {
+    Text(String),
+    End(Answered),
+}
+
+/// The loop's output for a program: text pieces into a channel (the HTTP response reads it).
+struct Relayed(tokio::sync::mpsc::Sender<Piece>);
+
+impl Output for Relayed {
+    async fn text(&mut self, content: &str, from: usize) -> Result<(), ApiError> {
+        // A client that went away stops receiving; the answer (and its cost) still completes.
+        let _ = self.0.send(Piece::Text(content[from..].to_string())).await;
+        Ok(())
+    }
+}
+
+/// An answer that may call the assistant's tools: the loop runs in its own task (a client
+/// that leaves does not stop a tool call half-way); the client gets the text, whole or as
+/// `chat.completion.chunk`s, and never the tool calls, which are the assistant's business.
+async fn with_tools(
+    state: AppState,
+    answering: Answering,
+    model: String,
+    stream: bool,
+    include_usage: bool,
+) -> Response {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let task_state = state.clone();
+    tokio::spawn(async move {
+        // Tool events are for conversation clients; a program gets none.
+        let (events, _) = tokio::sync::mpsc::channel(1);
+        let mut out = Relayed(tx.clone());
+        let answered = tool_loop::answer(&task_state, answering, &mut out, &events).await;
+        let _ = tx.send(Piece::End(answered)).await;
+    });
+    let id = completion_id();
+    let created = unix_now();
+    if !stream {
+        let mut text = String::new();
+        while let Some(piece) = rx.recv().await {
+            match piece {
+                Piece::Text(t) => text.push_str(&t),
+                Piece::End(Answered { usage, ended, .. }) => {
+                    return match ended {
+                        Ok(finish_reason) => Json(json!({
+                            "id": id, "object": "chat.completion", "created": created, "model": model,
+                            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                         "logprobs": null, "finish_reason": finish_reason}],
+                            "usage": usage_json(usage),
+                        }))
+                        .into_response(),
+                        Err(e) => e.into_response(),
+                    };
+                }
+            }
+        }
+        return ApiError::Internal("the answer ended without an end".into()).into_response();
+    }
+    let chunk = move |delta: Value, finish: Option<&str>, usage: Option<Usage>| {
+        let mut c = json!({"id": id, "object": "chat.completion.chunk", "created": created,
+            "model": model, "choices": [{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]});
+        if let Some(u) = usage {
+            c["choices"] = json!([]);
+            c["usage"] = usage_json(u);
+        }
+        format!("data: {c}\n\n")
+    };
+    let first = chunk(json!({"role": "assistant", "content": ""}), None, None);
+    let pieces = futures::stream::unfold((rx, false), move |(mut rx, done)| {
+        let chunk = chunk.clone();
+        async move {
+            if done {
+                return None;
+            }
+            let text = match rx.recv().await {
+                Some(Piece::Text(t)) => {
+                    return Some((chunk(json!({"content": t}), None, None), (rx, false)))
+                }
+                Some(Piece::End(Answered { usage, ended, .. })) => match ended {
+                    Ok(finish_reason) => {
+                        let mut out = chunk(json!({}), Some(&finish_reason), None);
+                        if include_usage {
+                            out.push_str(&chunk(json!({}), None, Some(usage)));
+                        }
+                        out
+                    }
+                    Err(e) => {
+                        let p = e.problem();
+                        let body =
+                            json!({"error": {"message": p.detail, "type": p.code, "code": p.code}});
+                        format!("data: {body}\n\n")
+                    }
+                },
+                None => String::new(),
+            };
+            Some((text + "data: [DONE]\n\n", (rx, true)))
+        }
+    });
+    let body = Body::from_stream(
+        futures::stream::once(async move { first })
+            .chain(pieces)
+            .map(|s| Ok::<_, std::convert::Infallible>(Bytes::from(s))),
+    );
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    res
 }
 
 /// Turns the provider's stream into OpenAI chunks and records the call when it ends — or,

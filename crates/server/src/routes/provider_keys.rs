@@ -109,13 +109,19 @@ impl From<&ProviderKey> for ProviderKeyView {
 
 /// The secret's last four characters, after checking it looks like a key.
 fn last4(secret: &SecretString) -> ApiResult<String> {
+    secret_last4("secret", secret)
+}
+
+/// The last four characters of the credential in `field`, after checking it looks like one
+/// (no spaces or control characters: it goes into a header).
+pub(crate) fn secret_last4(field: &str, secret: &SecretString) -> ApiResult<String> {
     let s = secret.expose_secret();
     let n = s.chars().count();
     if !(MIN_SECRET..=MAX_SECRET).contains(&n)
         || s.chars().any(|c| c.is_whitespace() || c.is_control())
     {
         return Err(ApiError::Unprocessable(format!(
-            "secret: {MIN_SECRET} to {MAX_SECRET} characters, no spaces or control characters"
+            "{field}: {MIN_SECRET} to {MAX_SECRET} characters, no spaces or control characters"
         )));
     }
     Ok(s.chars().skip(n - 4).collect())

@@ -359,6 +359,7 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, Json<ToolView>)> {
     let d = draft(&state, &at, input, None).await?;
     let tool = state.store.tools().create(&at.scope, &d).await?;
+    state.chat.tool_sets.forget(at.scope.assistant_id());
     audit_tool(&state, &at, actor, &meta, "tool.create", &tool).await;
     Ok((StatusCode::CREATED, Json(ToolView::from(&tool))))
 }
@@ -391,6 +392,7 @@ pub async fn update(
     let existing = state.store.tools().get(&at.scope, id).await?;
     let d = draft(&state, &at, input, Some(&existing)).await?;
     let tool = state.store.tools().update(&at.scope, id, &d).await?;
+    state.chat.tool_sets.forget(at.scope.assistant_id());
     audit_tool(&state, &at, actor, &meta, "tool.update", &tool).await;
     Ok(Json(ToolView::from(&tool)))
 }
@@ -407,6 +409,7 @@ pub async fn delete(
 ) -> ApiResult<StatusCode> {
     let tool = state.store.tools().get(&at.scope, id).await?;
     state.store.tools().delete(&at.scope, id).await?;
+    state.chat.tool_sets.forget(at.scope.assistant_id());
     audit_tool(&state, &at, actor, &meta, "tool.delete", &tool).await;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -503,6 +506,7 @@ pub async fn put_egress(
         private_hosts: normal_hosts("private_hosts", input.private_hosts)?,
     };
     state.store.tools().set_egress(&at.scope, &egress).await?;
+    state.chat.tool_sets.forget(at.scope.assistant_id());
     state
         .audit(events::on_assistant(
             &at,

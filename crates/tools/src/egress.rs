@@ -355,7 +355,8 @@ pub fn pinned_client(
         .tcp_nodelay(true)
         .connect_timeout(opts.connect_timeout)
         .timeout(opts.timeout)
-        .dns_resolver(Arc::new(NoLookups));
+        .dns_resolver(Arc::new(NoLookups))
+        .tls_backend_preconfigured(tls_config()?);
     // IP literals are connected to as they are; names go to the checked addresses only.
     if matches!(dest.url.host(), Some(Host::Domain(_))) {
         builder = builder.resolve_to_addrs(&dest.host, &dest.addrs);
@@ -363,6 +364,26 @@ pub fn pinned_client(
     builder
         .build()
         .map_err(|e| EgressError::Client(e.without_url().to_string()))
+}
+
+/// TLS as the rest of bastion has it (reqwest 0.12's `rustls-tls`): rustls with the ring
+/// provider and the webpki (Mozilla) roots, TLS 1.2 and 1.3, HTTP/1.1 only. Built here
+/// because reqwest 0.13's own rustls setup would bring in aws-lc-rs and the platform's
+/// verifier; a fresh config per client (not a process-wide default provider), so nothing
+/// else in the process is affected.
+fn tls_config() -> Result<rustls::ClientConfig, EgressError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| EgressError::Client(format!("TLS setup: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
 }
 
 /// The resolver under the pinned names: any lookup reaching it is one the guard did not

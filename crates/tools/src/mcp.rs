@@ -24,9 +24,9 @@ use std::time::Duration;
 
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
-    CallToolRequest, CallToolRequestParams, CallToolResult, ClientCapabilities, ClientInfo,
-    ClientRequest, Content, Implementation, ListToolsRequest, PaginatedRequestParams,
-    ProtocolVersion, RawContent, ResourceContents, ServerResult,
+    CallToolRequest, CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig,
+    ClientRequest, ContentBlock, Implementation, ListToolsRequest, PaginatedRequestParams,
+    ProtocolVersion, ResourceContents, ServerResult,
 };
 use rmcp::service::{PeerRequestOptions, RunningService, ServiceError};
 use rmcp::transport::common::client_side_sse::ExponentialBackoff;
@@ -212,7 +212,7 @@ fn push_canonical(out: &mut String, value: &Value) {
 /// An initialized connection to one MCP server. Dropping it closes the connection (and
 /// kills a stdio server); [`McpSession::close`] does so and waits.
 pub struct McpSession {
-    service: RunningService<RoleClient, ClientInfo>,
+    service: RunningService<RoleClient, ClientConfig>,
     limits: McpLimits,
     scrub: Scrubber,
 }
@@ -251,11 +251,14 @@ pub async fn connect(
             let mut uri = dest.url;
             uri.set_fragment(None);
             let mut config = StreamableHttpClientTransportConfig::with_uri(uri.as_str());
-            // rmcp's default retries a dropped event stream forever.
-            config.retry_config = Arc::new(ExponentialBackoff {
-                max_times: Some(3),
-                base_duration: Duration::from_secs(1),
-            });
+            // rmcp's default retries a dropped event stream forever. A server that ends an
+            // event stream on purpose (SEP-1699 polling) names its own `retry` delay, which
+            // rmcp honours; this bounds only how often a failing reconnect is tried.
+            let mut backoff = ExponentialBackoff::default();
+            backoff.max_times = Some(3);
+            backoff.base_duration = Duration::from_secs(1);
+            backoff.max_delay = Some(limits.call_timeout);
+            config.retry_config = Arc::new(backoff);
             if let Some(bearer) = &bearer {
                 config = config.auth_header(bearer.expose_secret());
             }
@@ -322,20 +325,15 @@ where
     })
 }
 
-fn client_info() -> ClientInfo {
-    ClientInfo {
-        meta: None,
-        protocol_version: ProtocolVersion::default(),
-        capabilities: ClientCapabilities::default(),
-        client_info: Implementation {
-            name: "bastion".to_owned(),
-            title: None,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            description: None,
-            icons: None,
-            website_url: None,
-        },
-    }
+/// What bastion tells a server about itself: no capabilities (no sampling, no roots, no
+/// elicitation), and the newest protocol version that still has the initialize handshake
+/// (rmcp's `LATEST` is a handshake-less revision that servers do not speak yet).
+fn client_info() -> ClientConfig {
+    ClientConfig::new(
+        ClientCapabilities::default(),
+        Implementation::new("bastion", env!("CARGO_PKG_VERSION")),
+    )
+    .with_protocol_version(ProtocolVersion::LATEST_WITH_INITIALIZE)
 }
 
 /// A stdio server's stderr goes to the debug log (an admin's only view of why it failed),
@@ -364,11 +362,9 @@ impl McpSession {
         let mut cursor = None;
         // Each useful page carries a tool; a server paging empty lists forever stops here.
         for _ in 0..=max {
-            let request = ClientRequest::ListToolsRequest(ListToolsRequest {
-                method: Default::default(),
-                params: Some(PaginatedRequestParams { meta: None, cursor }),
-                extensions: Default::default(),
-            });
+            let request = ClientRequest::ListToolsRequest(ListToolsRequest::with_param(
+                PaginatedRequestParams::default().with_cursor(cursor),
+            ));
             let answer = self
                 .request(request, deadline, self.limits.call_timeout)
                 .await
@@ -417,16 +413,9 @@ impl McpSession {
         timeout: Duration,
     ) -> Result<ToolOutput, McpError> {
         let timeout = timeout.min(self.limits.call_timeout);
-        let request = ClientRequest::CallToolRequest(CallToolRequest {
-            method: Default::default(),
-            params: CallToolRequestParams {
-                meta: None,
-                name: name.to_owned().into(),
-                arguments: Some(arguments),
-                task: None,
-            },
-            extensions: Default::default(),
-        });
+        let request = ClientRequest::CallToolRequest(CallToolRequest::new(
+            CallToolRequestParams::new(name.to_owned()).with_arguments(arguments),
+        ));
         let deadline = Instant::now() + timeout;
         match self.request(request, deadline, timeout).await? {
             ServerResult::CallToolResult(result) => {
@@ -504,6 +493,8 @@ fn initialize_error(scrub: &Scrubber, e: &rmcp::service::ClientInitializeError) 
         E::ExpectedInitResponse(_)
         | E::ExpectedInitResult(_)
         | E::ConflictInitResponseId(..)
+        | E::UncorrelatedErrorResponse { .. }
+        | E::NoCompatibleProtocolVersion { .. }
         | E::JsonRpcError(_) => McpError::Protocol(scrub.clean(&error_chain(e))),
         _ => McpError::Connect(scrub.clean(&error_chain(e))),
     }
@@ -633,20 +624,20 @@ fn render(result: CallToolResult, max_bytes: usize) -> ToolOutput {
     }
 }
 
-fn push_part(out: &mut Capped, part: &Content) {
-    match &part.raw {
-        RawContent::Text(text) => out.push(&text.text),
-        RawContent::Image(image) => out.push(&format!(
+fn push_part(out: &mut Capped, part: &ContentBlock) {
+    match part {
+        ContentBlock::Text(text) => out.push(&text.text),
+        ContentBlock::Image(image) => out.push(&format!(
             "[image: {}, {} bytes]",
             short(&image.mime_type),
             base64_decoded_len(&image.data)
         )),
-        RawContent::Audio(audio) => out.push(&format!(
+        ContentBlock::Audio(audio) => out.push(&format!(
             "[audio: {}, {} bytes]",
             short(&audio.mime_type),
             base64_decoded_len(&audio.data)
         )),
-        RawContent::Resource(embedded) => match &embedded.resource {
+        ContentBlock::Resource(embedded) => match &embedded.resource {
             ResourceContents::TextResourceContents { uri, text, .. } => {
                 out.push(&format!("[resource: {}]\n", short(uri)));
                 out.push(text);
@@ -662,12 +653,15 @@ fn push_part(out: &mut Capped, part: &Content) {
                 short(mime_type.as_deref().unwrap_or("unknown type")),
                 base64_decoded_len(blob)
             )),
+            _ => out.push("[resource of an unknown kind]"),
         },
-        RawContent::ResourceLink(link) => out.push(&format!(
+        ContentBlock::ResourceLink(link) => out.push(&format!(
             "[resource link: {} <{}>]",
             short(&link.name),
             short(&link.uri)
         )),
+        // A kind of content this rmcp does not know yet (the enum is non-exhaustive).
+        _ => out.push("[content of an unknown type]"),
     }
 }
 
@@ -714,26 +708,16 @@ impl Capped {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rmcp::model::{RawImageContent, RawTextContent};
     use serde_json::json;
 
-    fn text(s: &str) -> Content {
-        Content::new(
-            RawContent::Text(RawTextContent {
-                text: s.to_owned(),
-                meta: None,
-            }),
-            None,
-        )
+    fn text(s: &str) -> ContentBlock {
+        ContentBlock::text(s)
     }
 
-    fn result(content: Vec<Content>) -> CallToolResult {
-        CallToolResult {
-            content,
-            structured_content: None,
-            is_error: None,
-            meta: None,
-        }
+    fn result(content: Vec<ContentBlock>) -> CallToolResult {
+        let mut result = CallToolResult::success(content);
+        result.is_error = None;
+        result
     }
 
     #[test]
@@ -767,14 +751,7 @@ mod tests {
 
     #[test]
     fn parts_are_joined_and_described() {
-        let image = Content::new(
-            RawContent::Image(RawImageContent {
-                data: "aGVsbG8=".to_owned(),
-                mime_type: "image/png".to_owned(),
-                meta: None,
-            }),
-            None,
-        );
+        let image = ContentBlock::image("aGVsbG8=", "image/png");
         let out = render(result(vec![text("a"), image, text("b")]), 1000);
         assert_eq!(out.text, "a\n[image: image/png, 5 bytes]\nb");
         assert!(!out.truncated);

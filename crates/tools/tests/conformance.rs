@@ -22,46 +22,34 @@ use serde_json::Value;
 
 /// Scenarios bastion's client must pass.
 const PASS: &[&str] = &[
+    // The handshake at protocol 2025-11-25 (rmcp's newest with an initialize handshake),
+    // MCP-Protocol-Version on every later request, and a tool list. The suite's test
+    // server answers the notifications/initialized POST with 200 and a JSON body rather
+    // than 202 Accepted (modelcontextprotocol/conformance#274); rmcp accepts any 2xx for a
+    // notification-only POST, so that quirk no longer breaks the handshake.
+    "initialize",
     // initialize, tools/list, tools/call add_numbers(5, 3) over Streamable HTTP.
     "tools_call",
+    // SEP-1699 SSE polling: the server ends the tools/call event stream after a priming
+    // event (id, retry: 500 ms); the client waits `retry` and reopens the stream with
+    // Last-Event-ID, where the answer comes.
+    "sse-retry",
 ];
 
 /// Scenarios that apply to a tools client over Streamable HTTP but fail for a reason
-/// outside crates/tools (the suite's own test server, or what rmcp 0.15 implements). Each
-/// is run and must fail with all of its `evidence` (text found in the client's stderr or
-/// in the failed checks); if one starts passing, the test fails until it moves to PASS.
+/// outside crates/tools (the suite's own test server, or what rmcp implements). Each is
+/// run and must fail with all of its `evidence` (text found in the client's stderr or in
+/// the failed checks); if one starts passing, the test fails until it moves to PASS.
+/// None at the moment: `initialize` and `sse-retry` were here under rmcp 0.15 (protocol
+/// 2025-03-26 without the MCP-Protocol-Version header, a non-202 answer to the initialized
+/// notification rejected, no reconnect after a dropped event stream).
 struct KnownFailure {
     scenario: &'static str,
     why: &'static str,
     evidence: &'static [&'static str],
 }
 
-const KNOWN_FAILURES: &[KnownFailure] = &[
-    KnownFailure {
-        scenario: "initialize",
-        why: "two causes. (1) bastion's client offers protocol version 2025-03-26 (rmcp 0.15's \
-              ProtocolVersion::LATEST) and the suite wants 2025-06-18 or later; offering \
-              2025-06-18 would be untrue, since rmcp 0.15's Streamable HTTP client never \
-              sends the MCP-Protocol-Version header that version requires. (2) This \
-              scenario's test server answers the notifications/initialized POST with 200 \
-              and a JSON body instead of 202 Accepted, which rmcp rejects \
-              (modelcontextprotocol/conformance#274, fixed after 0.1.16 by #299 in the \
-              0.2.0 alphas, which need Node.js 22)",
-        evidence: &[
-            "Version mismatch: expected 2025-11-25, got 2025-03-26",
-            "during: send initialized notification",
-        ],
-    },
-    KnownFailure {
-        scenario: "sse-retry",
-        why: "SEP-1699 (spec 2025-11-25) SSE polling: the server ends the tools/call event \
-              stream after a priming event and answers on a GET stream the client must \
-              reopen after `retry` ms with Last-Event-ID. rmcp 0.15 treats the end of a \
-              POST's event stream as final and never reopens it, so the call is never \
-              answered and times out",
-        evidence: &["tools/call test_reconnection: the MCP server did not answer within"],
-    },
-];
+const KNOWN_FAILURES: &[KnownFailure] = &[];
 
 const NO_OAUTH: &str = "OAuth authorization flow: bastion's MCP client has no OAuth client \
                         (it sends at most a fixed bearer token from the vault)";

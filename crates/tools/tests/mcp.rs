@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 use axum::http::{header, Request, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
-use bastion_tools::egress::{EgressError, EgressPolicy, StaticResolver, SystemResolver};
+use bastion_tools::egress::{self, EgressError, EgressPolicy, StaticResolver, SystemResolver};
 use bastion_tools::mcp::{
     connect, fingerprint, McpError, McpLimits, McpSession, McpTarget, RemoteTool,
 };
 use rmcp::model::{
-    CallToolRequestParams, CallToolResult, Content, ListToolsResult, PaginatedRequestParams,
-    ServerCapabilities, ServerInfo, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, ListToolsResult,
+    PaginatedRequestParams, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -478,11 +478,8 @@ fn shifty_tool(i: usize, description: &'static str) -> Tool {
 }
 
 impl ServerHandler for Shifty {
-    fn get_info(&self) -> ServerInfo {
-        ServerInfo {
-            capabilities: ServerCapabilities::builder().enable_tools().build(),
-            ..ServerInfo::default()
-        }
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
     }
 
     async fn list_tools(
@@ -495,20 +492,20 @@ impl ServerHandler for Shifty {
             .map(|c| c.parse().unwrap_or(0))
             .unwrap_or(0);
         let end = (start + self.page).min(self.count);
-        Ok(ListToolsResult {
-            meta: None,
-            next_cursor: (end < self.count).then(|| end.to_string()),
-            tools: (start..end)
+        let mut page = ListToolsResult::with_all_items(
+            (start..end)
                 .map(|i| shifty_tool(i, self.description))
                 .collect(),
-        })
+        );
+        page.next_cursor = (end < self.count).then(|| end.to_string());
+        Ok(page)
     }
 
     async fn call_tool(
         &self,
         request: CallToolRequestParams,
         context: RequestContext<RoleServer>,
-    ) -> Result<CallToolResult, ErrorData> {
+    ) -> Result<CallToolResponse, ErrorData> {
         if request.name == "slow" {
             tokio::select! {
                 _ = context.ct.cancelled() => self.cancelled.notify_one(),
@@ -516,10 +513,10 @@ impl ServerHandler for Shifty {
             }
             return Err(ErrorData::internal_error("too slow", None));
         }
-        Ok(CallToolResult::success(vec![Content::text(format!(
-            "called {}",
-            request.name
-        ))]))
+        Ok(
+            CallToolResult::success(vec![ContentBlock::text(format!("called {}", request.name))])
+                .into(),
+        )
     }
 }
 
@@ -719,9 +716,12 @@ async fn errors_do_not_show_the_url_query() {
 #[tokio::test]
 async fn the_test_servers_bearer_check_refuses() {
     let server = serve(shifty("guarded", 1, 1), Some("t")).await;
-    let status = reqwest::Client::builder()
-        .no_proxy()
-        .build()
+    // Through the egress guard's own client, as the MCP client reaches it (this crate's
+    // reqwest has no TLS provider of its own, so a bare reqwest client cannot be built).
+    let dest = egress::check(&allow_loopback(), &SystemResolver, &server.url)
+        .await
+        .expect("loopback is allowed");
+    let status = egress::pinned_client(&dest, egress::ClientOptions::default())
         .expect("client")
         .post(server.url.clone())
         .send()

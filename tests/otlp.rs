@@ -86,7 +86,43 @@ async fn a_model_call_is_exported_as_a_gen_ai_span() {
         ],
     )
     .await;
+    // A tool the model will call: its execution is a span of its own.
+    let (status, tool) =
+        c.s.post(
+            &c.s.assistant_path("/tools"),
+            &c.owner,
+            json!({"name": "ls", "kind": "builtin", "builtin": "list_files", "risk": "read",
+                   "allowed_roles": ["owner"], "approval": {"rule": "never"}}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{tool}");
     let conv = c.conversation(&c.owner).await;
+    let (status, events) = c.say(&c.owner, &conv, "CALL ls {\"path\": \"\"}").await;
+    assert_eq!(status, StatusCode::OK, "{events:?}");
+    let mut tool_span = None;
+    for _ in 0..100 {
+        tool_span = spans(&received)
+            .into_iter()
+            .find(|(_, s)| s["name"] == "execute_tool ls");
+        if tool_span.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, tool_span) = tool_span.expect("no execute_tool span reached the collector");
+    let a = &tool_span["attributes"];
+    assert_eq!(
+        attr(a, "gen_ai.operation.name")["stringValue"],
+        "execute_tool"
+    );
+    assert_eq!(attr(a, "gen_ai.tool.name")["stringValue"], "ls");
+    assert_eq!(
+        attr(a, "bastion.tool.outcome")["stringValue"],
+        "ok",
+        "{tool_span}"
+    );
+    received.lock().unwrap().clear();
+
     let said = "hello from the test";
     let (status, events) = c.say(&c.owner, &conv, said).await;
     assert_eq!(status, StatusCode::OK, "{events:?}");

@@ -46,6 +46,7 @@ const KEYS: &[&str] = &[
     "provider_private_hosts",
     "tool_approval_timeout_secs",
     "tool_calls_per_turn",
+    "mcp_stdio_servers",
     "model_prices",
 ];
 

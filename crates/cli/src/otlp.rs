@@ -1,6 +1,6 @@
 //! Export of traces over OTLP/HTTP (JSON) when `otlp_endpoint` is set: the span of every model
-//! call (target `bastion::llm`, with its OpenTelemetry GenAI attributes), batched on the tokio
-//! runtime. Only spans are exported, never events, so no log message (a provider's error
+//! call (target `bastion::llm`) and tool execution (`bastion::tools`), with their
+//! OpenTelemetry GenAI attributes, batched on the tokio runtime. Only spans are exported, never events, so no log message (a provider's error
 //! text, say) leaves through this path; message contents and keys are never span attributes.
 
 use opentelemetry::trace::{Status, TracerProvider as _};
@@ -15,8 +15,9 @@ use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-/// The target of the spans exported.
+/// The targets of the spans exported: model calls, and tool executions.
 const LLM_TARGET: &str = "bastion::llm";
+const TOOLS_TARGET: &str = "bastion::tools";
 
 /// Bounds one export, and so how long a shutdown may wait on an unresponsive collector.
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,7 +75,7 @@ impl Otlp {
             .with_threads(false)
             .with_location(false)
             .with_filter(filter_fn(|meta| {
-                meta.is_span() && meta.target() == LLM_TARGET
+                meta.is_span() && (meta.target() == LLM_TARGET || meta.target() == TOOLS_TARGET)
             }))
     }
 

@@ -27,6 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, Notify};
+use tracing::Instrument;
 
 pub const FETCH_URL: &str = "fetch_url";
 
@@ -274,6 +275,28 @@ impl Ended {
 
 /// Handles one proposed call and returns the message that answers it for the model.
 pub async fn handle(site: &CallSite<'_>, tools: &mut ToolBox, call: &ToolCall) -> ChatMessage {
+    // An OpenTelemetry GenAI tool-execution span, exported with the model calls' spans.
+    let span = tracing::info_span!(
+        target: "bastion::tools",
+        "execute_tool",
+        otel.name = %format!("execute_tool {}", call.name),
+        gen_ai.operation.name = "execute_tool",
+        gen_ai.tool.name = %call.name,
+        gen_ai.tool.call.id = %call.id,
+        bastion.tool.outcome = tracing::field::Empty,
+        error.type = tracing::field::Empty,
+    );
+    handle_in_span(site, tools, call, &span)
+        .instrument(span.clone())
+        .await
+}
+
+async fn handle_in_span(
+    site: &CallSite<'_>,
+    tools: &mut ToolBox,
+    call: &ToolCall,
+    span: &tracing::Span,
+) -> ChatMessage {
     let started = Instant::now();
     let offered = tools.offered.iter().find(|o| o.tool.name == call.name);
     let ended = match offered {
@@ -294,6 +317,10 @@ pub async fn handle(site: &CallSite<'_>, tools: &mut ToolBox, call: &ToolCall) -
         }
     };
     let tool = offered.map(|o| &o.tool);
+    span.record("bastion.tool.outcome", ended.outcome.as_str());
+    if ended.outcome != CallOutcome::Ok {
+        span.record("error.type", ended.outcome.as_str());
+    }
     record(site, tool, call, &ended, started.elapsed()).await;
     let _ = site
         .events

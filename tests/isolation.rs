@@ -339,6 +339,15 @@ async fn a_member_without_the_capability_gets_403(b: Backend) {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let tool_id = body["id"].as_str().expect("tool id").to_string();
+    let (status, body) = s
+        .post(
+            &format!("/api/v1/assistants/{}/devices", a.assistant_id),
+            &owner,
+            json!({"mac": "02:00:5e:00:00:01"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let device_id = body["id"].as_str().expect("device id").to_string();
     let target_member = members
         .iter()
         .find(|(role, _, _)| *role == "member")
@@ -379,6 +388,7 @@ async fn a_member_without_the_capability_gets_403(b: Backend) {
             "invitation_id" => invitation_id.clone(),
             "key_id" => key_id.clone(),
             "tool_id" => tool_id.clone(),
+            "device_id" => device_id.clone(),
             _ => random_id(),
         })
     };

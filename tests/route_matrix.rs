@@ -362,6 +362,26 @@ impl World {
                 let tool = self.created(&path, body).await;
                 tool["id"].as_str().unwrap().to_string()
             }
+            // A headless device registered by MAC, after its first contact.
+            "device_id" => {
+                let b = uuid::Uuid::new_v4().into_bytes();
+                let mac = format!("02:00:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3]);
+                let path = self.assistant_path("/devices");
+                let d = self.created(&path, json!({"mac": mac})).await;
+                // Its first contact: it now waits for an admin (what `approve` needs).
+                let res = self
+                    .s
+                    .http
+                    .post(self.s.url("/ota/"))
+                    .header("Device-Id", &mac)
+                    .header("Client-Id", uuid::Uuid::new_v4().to_string())
+                    .json(&json!({}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(res.status(), StatusCode::OK);
+                d["id"].as_str().unwrap().to_string()
+            }
             // An MCP server needs a live server to be added through the API, and an approval
             // a conversation waiting on one; the matrix checks who may reach them, so their
             // rows are written directly (tests/mcp.rs and tests/tools.rs make them for real).

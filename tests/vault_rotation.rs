@@ -1,5 +1,5 @@
 //! Master key rotation: `bastion vault rotate-master` killed half-way and run again leaves
-//! every secret (provider keys and TOTP secrets) readable and none lost, and afterwards the
+//! every secret (provider keys, TOTP secrets, device factory keys) readable and none lost, and afterwards the
 //! new key alone opens them all while the old key alone no longer does.
 
 mod common;
@@ -30,6 +30,12 @@ async fn sealed(s: &Server) -> Vec<String> {
     .await
     .unwrap();
     out.extend(totp);
+    let device_keys: Vec<(String,)> =
+        sqlx::query_as("SELECT hmac_key FROM devices WHERE hmac_key IS NOT NULL")
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    out.extend(device_keys);
     out.into_iter().map(|r| r.0).collect()
 }
 
@@ -55,8 +61,16 @@ async fn an_interrupted_rotation_resumes_and_loses_nothing(b: Backend) {
     }
     let (status, body) = s.post("/api/v1/auth/mfa/totp", &owner, json!({})).await;
     assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .post(
+            &s.assistant_path("/devices"),
+            &owner,
+            json!({"mac": "02:00:00:00:aa:01", "serial_number": "SN-1", "hmac_key_hex": "00112233445566778899aabbccddeeff"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     let before = sealed(&s).await;
-    assert_eq!(before.len(), KEYS + 1);
+    assert_eq!(before.len(), KEYS + 2);
     let old_prefix = before[0][..20].to_string();
     assert!(before[..KEYS].iter().all(|v| v.starts_with(&old_prefix)));
 
@@ -101,7 +115,7 @@ async fn an_interrupted_rotation_resumes_and_loses_nothing(b: Backend) {
         (5..KEYS).contains(&moved_now),
         "not half-way: {moved} then {moved_now} of {KEYS} moved"
     );
-    assert_eq!(halfway.len(), KEYS + 1, "a record was lost");
+    assert_eq!(halfway.len(), KEYS + 2, "a record was lost");
 
     // Half-way, every secret opens with both keys configured.
     let both = format!(
@@ -111,7 +125,7 @@ async fn an_interrupted_rotation_resumes_and_loses_nothing(b: Backend) {
     let (ok, out) = check(&s, &both);
     assert!(ok, "{out}");
     assert!(
-        out.contains(&format!("{} sealed secrets open, 0 do not", KEYS + 1)),
+        out.contains(&format!("{} sealed secrets open, 0 do not", KEYS + 2)),
         "{out}"
     );
 
@@ -133,11 +147,15 @@ async fn an_interrupted_rotation_resumes_and_loses_nothing(b: Backend) {
     );
     assert!(stdout.contains(", 0 failed"), "{stdout}");
     let after = sealed(&s).await;
-    assert_eq!(after.len(), KEYS + 1);
+    assert_eq!(after.len(), KEYS + 2);
     assert!(after[..KEYS].iter().all(|v| !v.starts_with(&old_prefix)));
     assert_ne!(
         after[KEYS], before[KEYS],
         "the TOTP secret was not re-sealed"
+    );
+    assert!(
+        !after[KEYS + 1].contains(&before[KEYS + 1][..20]),
+        "the device's factory key was not re-wrapped"
     );
 
     // The new key alone opens everything; the old key alone no longer does.

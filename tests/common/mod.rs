@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod chat;
+pub mod device;
 pub mod mcp;
 pub mod openapi;
 pub mod roles;

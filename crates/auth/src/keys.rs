@@ -16,6 +16,8 @@ pub struct DerivedKeys {
     pub oauth_state: Key,
     /// Signs assistants' MCP endpoint tokens.
     pub mcp_endpoint: Key,
+    /// Keys the stored hashes of device activation codes.
+    pub device_code: Key,
 }
 
 fn derive(master: &[u8], info: &str) -> Key {
@@ -35,6 +37,7 @@ impl DerivedKeys {
             totp_seal: derive(master, "bastion totp seal v1"),
             oauth_state: derive(master, "bastion oauth state v1"),
             mcp_endpoint: derive(master, "bastion mcp endpoint v1"),
+            device_code: derive(master, "bastion device activation code v1"),
         }
     }
 }
@@ -52,6 +55,7 @@ mod tests {
         assert_ne!(*a.csrf, *a.totp_seal);
         assert_ne!(*a.totp_seal, *a.oauth_state);
         assert_ne!(*a.oauth_state, *a.mcp_endpoint);
+        assert_ne!(*a.mcp_endpoint, *a.device_code);
         assert_ne!(*a.csrf, *c.csrf);
     }
 }

@@ -4,6 +4,7 @@
 //! request flow; the store keeps what must persist.
 
 pub mod attempts;
+pub mod budget;
 pub mod keys;
 pub mod nonce;
 pub mod oauth;

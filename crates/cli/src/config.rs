@@ -11,6 +11,17 @@ use std::path::{Path, PathBuf};
 /// The keys `BASTION_*` variables may set (anything else in the environment is not ours).
 const KEYS: &[&str] = &[
     "bind",
+    "device_token_ttl_days",
+    "device_handshakes_per_minute",
+    "mqtt_bind",
+    "mqtt_public_endpoint",
+    "activation_code_ttl_secs",
+    "activation_failures_user_hour",
+    "activation_failures_user_day",
+    "activation_failures_ip_hour",
+    "activation_failures_ip_day",
+    "activation_failures_global_hour",
+    "activation_failures_global_day",
     "data_dir",
     "database_url",
     "redis_url",

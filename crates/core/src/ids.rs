@@ -104,3 +104,8 @@ id_type!(
     /// A request for a person to approve one tool call.
     ToolApprovalId
 );
+id_type!(
+    /// A device (a smart speaker): known from its first contact, bound to one assistant and
+    /// one owner by an activation session.
+    DeviceId
+);

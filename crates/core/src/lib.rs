@@ -12,9 +12,9 @@ pub mod tool;
 pub use access::Access;
 pub use capability::{Capability, CapabilitySet};
 pub use ids::{
-    ApiKeyId, AssistantId, ConversationId, InvitationId, LlmCallId, McpServerId, MemoryId,
-    MessageId, ProviderKeyId, RoleId, SessionId, ToolApprovalId, ToolCallId, ToolId, UserId,
-    WorkspaceId,
+    ApiKeyId, AssistantId, ConversationId, DeviceId, InvitationId, LlmCallId, McpServerId,
+    MemoryId, MessageId, ProviderKeyId, RoleId, SessionId, ToolApprovalId, ToolCallId, ToolId,
+    UserId, WorkspaceId,
 };
 pub use principal::Principal;
 pub use role::{Holding, MemberRole, Role};

@@ -4,6 +4,7 @@
 pub mod attempts;
 pub mod chat;
 pub mod credentials;
+pub mod devices;
 pub mod directory;
 pub mod error;
 pub mod events;
@@ -105,6 +106,22 @@ pub async fn serve(
         ),
         Err(e) => tracing::error!(error = %e, "could not mark interrupted answers"),
     }
+    let mqtt = match state.settings.mqtt_bind {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen for MQTT on {addr}: {e}"))
+            })?;
+            tracing::info!(addr = %listener.local_addr()?, "MQTT endpoint for devices listening");
+            Some(tokio::spawn(devices::mqtt::serve(listener, state.clone())))
+        }
+        None => None,
+    };
+    if store.backend() == bastion_store::Backend::Sqlite {
+        // This node is the only one: no device is connected before it starts.
+        if let Err(e) = store.devices().all_offline().await {
+            tracing::warn!(error = %e, "device states not reset");
+        }
+    }
     let app = app(state.clone());
     // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm holds
     // each one until the client's delayed ACK (~40 ms on Linux) comes back.
@@ -119,6 +136,9 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    if let Some(mqtt) = mqtt {
+        mqtt.abort();
+    }
     state.chat.recorder.finish().await;
     store.close().await;
     Ok(())

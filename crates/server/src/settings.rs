@@ -131,6 +131,29 @@ pub struct Settings {
     /// A tenant picks one by name and can change neither its program nor its arguments; it
     /// starts with an empty environment (PATH and `env` only), so bastion's secrets stay out.
     pub mcp_stdio_servers: std::collections::BTreeMap<String, StdioServer>,
+    /// How long a device's channel token lives; a bound device gets a new one at every
+    /// handshake (the firmware's OTA check at boot).
+    pub device_token_ttl_days: u32,
+    /// Device handshakes (`/ota/`, `/ota/activate`) one client address may make per minute.
+    pub device_handshakes_per_minute: u32,
+    /// How long an activation code shown by a device stays usable.
+    pub activation_code_ttl_secs: u64,
+    /// Failed activation-code guesses allowed per user, per client address and in all, per
+    /// hour and per day. A guess can hit any live code, so these caps (and the number of
+    /// live codes) bound an attacker's odds; docs/SECURITY.md has the figure.
+    pub activation_failures_user_hour: u64,
+    pub activation_failures_user_day: u64,
+    pub activation_failures_ip_hour: u64,
+    pub activation_failures_ip_day: u64,
+    pub activation_failures_global_hour: u64,
+    pub activation_failures_global_day: u64,
+    /// Where bastion's MQTT endpoint for devices listens (`127.0.0.1:1884`); unset, there is
+    /// none and handshakes carry no `mqtt` section. Loopback unless a TLS-terminating proxy is
+    /// declared (`trusted_proxies`), as for `bind`.
+    pub mqtt_bind: Option<SocketAddr>,
+    /// The `host:port` devices are told to reach the MQTT endpoint at (behind a proxy, say);
+    /// by default the handshake's own host with `mqtt_bind`'s port.
+    pub mqtt_public_endpoint: Option<String>,
 }
 
 impl Default for Settings {
@@ -174,6 +197,17 @@ impl Default for Settings {
             model_prices: Default::default(),
             otlp_endpoint: None,
             mcp_stdio_servers: Default::default(),
+            device_token_ttl_days: 30,
+            device_handshakes_per_minute: 300,
+            activation_code_ttl_secs: 600,
+            activation_failures_user_hour: 10,
+            activation_failures_user_day: 20,
+            activation_failures_ip_hour: 20,
+            activation_failures_ip_day: 50,
+            activation_failures_global_hour: 200,
+            activation_failures_global_day: 1000,
+            mqtt_bind: None,
+            mqtt_public_endpoint: None,
         }
     }
 }
@@ -267,6 +301,51 @@ impl Settings {
                 "tool_approval_timeout_secs",
                 "must be between 1 and 86400",
             ));
+        }
+        if !(1..=365).contains(&self.device_token_ttl_days) {
+            return Err(bad("device_token_ttl_days", "must be between 1 and 365"));
+        }
+        if !(1..=100_000).contains(&self.device_handshakes_per_minute) {
+            return Err(bad(
+                "device_handshakes_per_minute",
+                "must be between 1 and 100000",
+            ));
+        }
+        if !(60..=3600).contains(&self.activation_code_ttl_secs) {
+            return Err(bad(
+                "activation_code_ttl_secs",
+                "must be between 60 and 3600",
+            ));
+        }
+        for (name, v) in [
+            (
+                "activation_failures_user_hour",
+                self.activation_failures_user_hour,
+            ),
+            (
+                "activation_failures_user_day",
+                self.activation_failures_user_day,
+            ),
+            (
+                "activation_failures_ip_hour",
+                self.activation_failures_ip_hour,
+            ),
+            (
+                "activation_failures_ip_day",
+                self.activation_failures_ip_day,
+            ),
+            (
+                "activation_failures_global_hour",
+                self.activation_failures_global_hour,
+            ),
+            (
+                "activation_failures_global_day",
+                self.activation_failures_global_day,
+            ),
+        ] {
+            if !(1..=1_000_000).contains(&v) {
+                return Err(bad(name, "must be between 1 and 1000000"));
+            }
         }
         if !(1..=64).contains(&self.tool_calls_per_turn) {
             return Err(bad("tool_calls_per_turn", "must be between 1 and 64"));
@@ -362,6 +441,15 @@ impl Settings {
     /// Refuses to serve plain HTTP on an address other machines can reach, unless a
     /// TLS-terminating proxy is declared.
     pub fn check_bind(&self) -> Result<(), SettingsError> {
+        let public_mqtt = self.mqtt_bind.is_some_and(|a| !a.ip().is_loopback());
+        if public_mqtt && self.trusted_proxies.is_empty() {
+            return Err(bad(
+                "mqtt_bind",
+                "is reachable from other machines, and bastion does not serve plain MQTT there: \
+                 device tokens would cross the network in clear. Keep it on loopback behind a \
+                 TLS-terminating proxy declared in trusted_proxies.",
+            ));
+        }
         if self.is_public_bind() && self.trusted_proxies.is_empty() {
             return Err(bad(
                 "bind",

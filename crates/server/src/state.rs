@@ -40,6 +40,8 @@ pub struct Inner {
     pub oauth: bastion_auth::oauth::OAuth,
     /// The conversation runtime: provider clients, model routes, usage, call records.
     pub chat: crate::chat::Chat,
+    /// Device channels open on this node and the limits on guessing activation codes.
+    pub devices: crate::devices::DeviceRuntime,
 }
 
 /// Why the application state could not be built.
@@ -95,8 +97,10 @@ impl AppState {
         let directory = Directory::new(store.clone(), Duration::from_secs(settings.cache_ttl_secs));
         let oauth = crate::oauth::build(&settings, &keys);
         let chat = crate::chat::Chat::new(store.clone(), &settings)?;
+        let devices = crate::devices::DeviceRuntime::new(&settings, redis.clone());
         Ok(AppState(Arc::new(Inner {
             chat,
+            devices,
             vault,
             previous_keys,
             store,

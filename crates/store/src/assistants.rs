@@ -184,6 +184,19 @@ impl Assistants<'_> {
             .iter()
             .map(|r| r.try_get::<String, _>("domain"))
             .collect::<Result<Vec<_>, _>>()?;
+        // Its devices are unbound (their channels cut), not deleted: a device's identity is
+        // its own, and its next handshake shows a fresh code for its next owner.
+        sqlx::query(&format!(
+            "UPDATE devices SET {} WHERE assistant_id = $2",
+            crate::devices::UNBIND
+        ))
+        .bind(crate::now_ms())
+        .bind(scope.assistant_id().to_string())
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query("DELETE FROM devices WHERE assistant_id IS NULL AND secret_hash IS NULL")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("DELETE FROM assistants WHERE id = $1")
             .bind(scope.assistant_id().to_string())
             .execute(&mut *tx)

@@ -11,6 +11,7 @@ pub mod assistant_settings;
 pub mod assistants;
 pub mod audit;
 pub mod conversations;
+pub mod devices;
 pub mod domains;
 pub mod error;
 pub mod feedback;
@@ -32,6 +33,7 @@ pub mod users;
 pub mod workspaces;
 
 mod row;
+mod sealed;
 #[cfg(test)]
 mod testing;
 
@@ -125,7 +127,8 @@ impl Store {
             "SELECT (SELECT COUNT(*) FROM provider_keys WHERE secret <> '') + \
              (SELECT COUNT(*) FROM users WHERE totp_secret IS NOT NULL) + \
              (SELECT COUNT(*) FROM users WHERE totp_pending_secret IS NOT NULL) + \
-             (SELECT COUNT(*) FROM mcp_servers WHERE credential IS NOT NULL) AS n",
+             (SELECT COUNT(*) FROM mcp_servers WHERE credential IS NOT NULL) + \
+             (SELECT COUNT(*) FROM devices WHERE hmac_key IS NOT NULL) AS n",
         )
         .fetch_one(&self.pool)
         .await?;
@@ -192,6 +195,9 @@ impl Store {
     }
     pub fn usage(&self) -> usage::Usage<'_> {
         usage::Usage { store: self }
+    }
+    pub fn devices(&self) -> devices::Devices<'_> {
+        devices::Devices { pool: &self.pool }
     }
     pub fn tools(&self) -> tools::Tools<'_> {
         tools::Tools { pool: &self.pool }

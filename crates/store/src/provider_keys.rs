@@ -244,37 +244,26 @@ impl ProviderKeys<'_> {
         after: Option<ProviderKeyId>,
         limit: i64,
     ) -> Result<Vec<(ProviderKeyId, WorkspaceId, String)>> {
-        let rows = sqlx::query(
-            "SELECT id, workspace_id, secret FROM provider_keys WHERE secret <> '' AND id > $1 \
-             ORDER BY id LIMIT $2",
+        crate::sealed::page(
+            self.pool,
+            "SELECT id, workspace_id, secret AS sealed FROM provider_keys WHERE secret <> '' \
+             AND id > $1 ORDER BY id LIMIT $2",
+            after,
+            limit,
         )
-        .bind(after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(limit)
-        .fetch_all(self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    row::id(r, "id")?,
-                    row::id(r, "workspace_id")?,
-                    r.try_get("secret")?,
-                ))
-            })
-            .collect()
+        .await
     }
 
-    /// Replaces a sealed secret by its re-wrapped form, only if it is still `old`: one
-    /// record at a time, atomically, so an interrupted rotation loses nothing. False when
-    /// the record changed (or went) meanwhile.
+    /// Replaces a sealed secret by its re-wrapped form, only if it is still `old`.
     pub async fn replace_sealed(&self, id: ProviderKeyId, old: &str, new: &str) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE provider_keys SET secret = $1 WHERE id = $2 AND secret = $3")
-                .bind(new)
-                .bind(id.to_string())
-                .bind(old)
-                .execute(self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        crate::sealed::replace(
+            self.pool,
+            ("provider_keys", "secret"),
+            &id.to_string(),
+            old,
+            new,
+        )
+        .await
     }
 }
 

@@ -555,43 +555,33 @@ impl Tools<'_> {
         Ok(s)
     }
 
-    /// Sealed MCP credentials after `after`, by id, for re-wrapping under a new master key:
-    /// (server, workspace, sealed value).
+    /// Sealed server credentials with the workspace they are bound to, a page at a time.
     pub async fn sealed_page(
         &self,
         after: Option<McpServerId>,
         limit: i64,
     ) -> Result<Vec<(McpServerId, bastion_core::WorkspaceId, String)>> {
-        let rows = sqlx::query(
-            "SELECT s.id, a.workspace_id, s.credential FROM mcp_servers s \
+        crate::sealed::page(
+            self.pool,
+            "SELECT s.id, a.workspace_id, s.credential AS sealed FROM mcp_servers s \
              JOIN assistants a ON a.id = s.assistant_id \
              WHERE s.credential IS NOT NULL AND s.id > $1 ORDER BY s.id LIMIT $2",
+            after,
+            limit,
         )
-        .bind(after.map(|a| a.to_string()).unwrap_or_default())
-        .bind(limit)
-        .fetch_all(self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    row::id(r, "id")?,
-                    row::id(r, "workspace_id")?,
-                    r.try_get("credential")?,
-                ))
-            })
-            .collect()
+        .await
     }
 
     /// Replaces a sealed credential by its re-wrapped form, only if it is still `old`.
     pub async fn replace_sealed(&self, id: McpServerId, old: &str, new: &str) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE mcp_servers SET credential = $1 WHERE id = $2 AND credential = $3")
-                .bind(new)
-                .bind(id.to_string())
-                .bind(old)
-                .execute(self.pool)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        crate::sealed::replace(
+            self.pool,
+            ("mcp_servers", "credential"),
+            &id.to_string(),
+            old,
+            new,
+        )
+        .await
     }
 
     /// Deletes a server and (by cascade) its tools.

@@ -5,8 +5,9 @@ use crate::config::{self, StoreArgs};
 use anyhow::{bail, Context};
 use bastion_auth::keys::DerivedKeys;
 use bastion_auth::{seal, signing_key};
-use bastion_core::{McpServerId, ProviderKeyId, UserId, WorkspaceId};
+use bastion_core::{DeviceId, McpServerId, ProviderKeyId, UserId, WorkspaceId};
 use bastion_server::Settings;
+use bastion_store::devices::HMAC_KEY_KIND;
 use bastion_store::mfa::TotpColumn;
 use bastion_store::provider_keys::VAULT_KIND;
 use bastion_store::tools::CREDENTIAL_KIND;
@@ -93,32 +94,22 @@ impl Keys {
 
     fn open(&self, record: &SealedRecord) -> Result<Zeroizing<Vec<u8>>, String> {
         match record {
-            SealedRecord::ProviderKey { id, workspace, .. } => {
-                let record_id = id.to_string();
+            SealedRecord::Vaulted {
+                table,
+                id,
+                workspace,
+                value,
+            } => {
                 let at = Binding {
                     workspace: *workspace,
-                    kind: VAULT_KIND,
-                    record: &record_id,
+                    kind: table.kind(),
+                    record: id,
                 };
-                self.vault
-                    .open(&at, record.value())
-                    .map_err(|e| e.to_string())
+                self.vault.open(&at, value).map_err(|e| e.to_string())
             }
-            SealedRecord::McpCredential { id, workspace, .. } => {
-                let record_id = id.to_string();
-                let at = Binding {
-                    workspace: *workspace,
-                    kind: CREDENTIAL_KIND,
-                    record: &record_id,
-                };
-                self.vault
-                    .open(&at, record.value())
-                    .map_err(|e| e.to_string())
-            }
-            SealedRecord::Totp { user, .. } => {
+            SealedRecord::Totp { user, value, .. } => {
                 let keys = self.totp.iter().map(|k| &*k.totp_seal);
-                seal::open_with_any(keys, &seal::totp_aad(*user), record.value())
-                    .map_err(|e| e.to_string())
+                seal::open_with_any(keys, &seal::totp_aad(*user), value).map_err(|e| e.to_string())
             }
         }
     }
@@ -126,9 +117,7 @@ impl Keys {
     /// Whether the first key sealed it (TOTP values carry no key id: try to open them).
     fn is_current(&self, record: &SealedRecord) -> bool {
         match record {
-            SealedRecord::ProviderKey { value, .. } | SealedRecord::McpCredential { value, .. } => {
-                self.vault.is_current(value)
-            }
+            SealedRecord::Vaulted { value, .. } => self.vault.is_current(value),
             SealedRecord::Totp { user, value, .. } => {
                 seal::open(&self.totp[0].totp_seal, &seal::totp_aad(*user), value).is_ok()
             }
@@ -139,21 +128,16 @@ impl Keys {
     fn rewrap(&self, record: &SealedRecord) -> Result<String, String> {
         let secret = self.open(record)?;
         match record {
-            SealedRecord::ProviderKey { id, workspace, .. } => {
-                let record_id = id.to_string();
+            SealedRecord::Vaulted {
+                table,
+                id,
+                workspace,
+                ..
+            } => {
                 let at = Binding {
                     workspace: *workspace,
-                    kind: VAULT_KIND,
-                    record: &record_id,
-                };
-                self.vault.seal(&at, &secret).map_err(|e| e.to_string())
-            }
-            SealedRecord::McpCredential { id, workspace, .. } => {
-                let record_id = id.to_string();
-                let at = Binding {
-                    workspace: *workspace,
-                    kind: CREDENTIAL_KIND,
-                    record: &record_id,
+                    kind: table.kind(),
+                    record: id,
                 };
                 self.vault.seal(&at, &secret).map_err(|e| e.to_string())
             }
@@ -165,10 +149,39 @@ impl Keys {
     }
 }
 
+/// Where a vault-sealed secret lives.
+#[derive(Debug, Clone, Copy)]
+enum VaultTable {
+    ProviderKey,
+    McpCredential,
+    DeviceKey,
+}
+
+impl VaultTable {
+    /// The vault record kind it is sealed under.
+    fn kind(self) -> &'static str {
+        match self {
+            VaultTable::ProviderKey => VAULT_KIND,
+            VaultTable::McpCredential => CREDENTIAL_KIND,
+            VaultTable::DeviceKey => HMAC_KEY_KIND,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            VaultTable::ProviderKey => "provider key",
+            VaultTable::McpCredential => "credential of MCP server",
+            VaultTable::DeviceKey => "factory key of device",
+        }
+    }
+}
+
 /// One sealed secret of the store.
 enum SealedRecord {
-    ProviderKey {
-        id: ProviderKeyId,
+    /// Sealed by the vault, bound to its workspace, its kind and its record's id.
+    Vaulted {
+        table: VaultTable,
+        id: String,
         workspace: WorkspaceId,
         value: String,
     },
@@ -177,39 +190,52 @@ enum SealedRecord {
         column: TotpColumn,
         value: String,
     },
-    McpCredential {
-        id: McpServerId,
-        workspace: WorkspaceId,
-        value: String,
-    },
 }
 
 impl SealedRecord {
-    fn value(&self) -> &str {
-        match self {
-            SealedRecord::ProviderKey { value, .. }
-            | SealedRecord::Totp { value, .. }
-            | SealedRecord::McpCredential { value, .. } => value,
-        }
+    fn vaulted<I: ToString>(table: VaultTable, page: Vec<(I, WorkspaceId, String)>) -> Vec<Self> {
+        page.into_iter()
+            .map(|(id, workspace, value)| SealedRecord::Vaulted {
+                table,
+                id: id.to_string(),
+                workspace,
+                value,
+            })
+            .collect()
     }
 
     fn describe(&self) -> String {
         match self {
-            SealedRecord::ProviderKey { id, .. } => format!("provider key {id}"),
+            SealedRecord::Vaulted { table, id, .. } => format!("{} {id}", table.noun()),
             SealedRecord::Totp { user, .. } => format!("TOTP secret of user {user}"),
-            SealedRecord::McpCredential { id, .. } => format!("credential of MCP server {id}"),
         }
     }
 
     /// Replaces the sealed value by `new` if it is still what was read.
     async fn replace(&self, store: &Store, new: &str) -> anyhow::Result<bool> {
         Ok(match self {
-            SealedRecord::ProviderKey { id, value, .. } => {
-                store
-                    .provider_keys()
-                    .replace_sealed(*id, value, new)
-                    .await?
-            }
+            SealedRecord::Vaulted {
+                table, id, value, ..
+            } => match table {
+                VaultTable::ProviderKey => {
+                    store
+                        .provider_keys()
+                        .replace_sealed(id.parse()?, value, new)
+                        .await?
+                }
+                VaultTable::McpCredential => {
+                    store
+                        .tools()
+                        .replace_sealed(id.parse()?, value, new)
+                        .await?
+                }
+                VaultTable::DeviceKey => {
+                    store
+                        .devices()
+                        .replace_sealed(id.parse()?, value, new)
+                        .await?
+                }
+            },
             SealedRecord::Totp {
                 user,
                 column,
@@ -220,19 +246,17 @@ impl SealedRecord {
                     .replace_sealed(*user, *column, value, new)
                     .await?
             }
-            SealedRecord::McpCredential { id, value, .. } => {
-                store.tools().replace_sealed(*id, value, new).await?
-            }
         })
     }
 }
 
-/// Every sealed secret of the store, a page at a time: provider keys, TOTP secrets, then
-/// MCP server credentials.
+/// Every sealed secret of the store, a page at a time: provider keys, TOTP secrets, MCP
+/// server credentials, then devices' factory keys.
 enum Walk {
     ProviderKeys(Option<ProviderKeyId>),
     Totp(Option<UserId>),
     McpCredentials(Option<McpServerId>),
+    DeviceKeys(Option<DeviceId>),
     Done,
 }
 
@@ -247,14 +271,7 @@ impl Walk {
                         continue;
                     };
                     *self = Walk::ProviderKeys(Some(*last));
-                    return Ok(page
-                        .into_iter()
-                        .map(|(id, workspace, value)| SealedRecord::ProviderKey {
-                            id,
-                            workspace,
-                            value,
-                        })
-                        .collect());
+                    return Ok(SealedRecord::vaulted(VaultTable::ProviderKey, page));
                 }
                 Walk::Totp(after) => {
                     let page = store.mfa().sealed_page(after, PAGE).await?;
@@ -275,18 +292,20 @@ impl Walk {
                 Walk::McpCredentials(after) => {
                     let page = store.tools().sealed_page(after, PAGE).await?;
                     let Some((last, _, _)) = page.last() else {
-                        *self = Walk::Done;
+                        *self = Walk::DeviceKeys(None);
                         continue;
                     };
                     *self = Walk::McpCredentials(Some(*last));
-                    return Ok(page
-                        .into_iter()
-                        .map(|(id, workspace, value)| SealedRecord::McpCredential {
-                            id,
-                            workspace,
-                            value,
-                        })
-                        .collect());
+                    return Ok(SealedRecord::vaulted(VaultTable::McpCredential, page));
+                }
+                Walk::DeviceKeys(after) => {
+                    let page = store.devices().sealed_page(after, PAGE).await?;
+                    let Some((last, _, _)) = page.last() else {
+                        *self = Walk::Done;
+                        continue;
+                    };
+                    *self = Walk::DeviceKeys(Some(*last));
+                    return Ok(SealedRecord::vaulted(VaultTable::DeviceKey, page));
                 }
                 Walk::Done => return Ok(Vec::new()),
             }

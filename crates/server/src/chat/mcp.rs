@@ -221,8 +221,18 @@ pub async fn call(
     timeout: Duration,
 ) -> Result<(String, bool), String> {
     // An attached server is reached through its live connection; others are connected to.
-    let attached = server.url == super::endpoint::ATTACHED_URL;
-    let session: std::sync::Arc<McpSession> = if attached {
+    let device = server
+        .url
+        .strip_prefix("device:")
+        .and_then(|id| id.parse::<bastion_core::DeviceId>().ok());
+    let attached = server.url == super::endpoint::ATTACHED_URL || device.is_some();
+    let session: std::sync::Arc<McpSession> = if let Some(device) = device {
+        state
+            .devices
+            .channels
+            .session(device, scope.assistant_id())
+            .ok_or_else(|| "the device offering this tool is not connected".to_string())?
+    } else if attached {
         state
             .chat
             .attached

@@ -21,6 +21,7 @@ use axum::Json;
 use bastion_core::{ConversationId, MessageId};
 use bastion_runtime::{ChatMessage, Role};
 use bastion_store::conversations::{Conversation, Message, MessageRole, MessageStatus};
+use bastion_store::AssistantScope;
 use serde::{Deserialize, Serialize};
 use std::convert::Infallible;
 use utoipa::ToSchema;
@@ -187,17 +188,17 @@ pub async fn delete(
 }
 
 /// A turn that has begun: the stored user message, and the answer being written.
-struct Begun {
-    user_message: Message,
-    answer_id: MessageId,
-    events: tokio::sync::mpsc::Receiver<TurnEvent>,
+pub(crate) struct Begun {
+    pub user_message: Message,
+    pub answer_id: MessageId,
+    pub events: tokio::sync::mpsc::Receiver<TurnEvent>,
 }
 
 /// Everything before the model is called: the limits and caps (a refusal here costs nothing
 /// and stores nothing), then the user's message and an empty answer are stored.
-async fn begin_turn(
+pub(crate) async fn begin_turn(
     state: &AppState,
-    at: &InAssistant,
+    scope: &AssistantScope,
     key: &KeyUsed,
     meta: &Meta,
     conversation: ConversationId,
@@ -210,8 +211,8 @@ async fn begin_turn(
         )));
     }
     let repo = state.store.conversations();
-    let c = repo.own(&at.scope, conversation).await?;
-    let route = state.chat.routes.get(state, &at.scope).await?;
+    let c = repo.own(scope, conversation).await?;
+    let route = state.chat.routes.get(state, scope).await?;
     let earlier = repo.messages(&c).await?;
     if earlier
         .last()
@@ -221,8 +222,8 @@ async fn begin_turn(
             "an answer in this conversation is still being written".into(),
         ));
     }
-    let memories = match at.scope.user_id() {
-        Some(_) => state.store.memories().list(&at.scope).await?,
+    let memories = match scope.user_id() {
+        Some(_) => state.store.memories().list(scope).await?,
         None => Vec::new(),
     };
     let mut history = prompt::history(&earlier);
@@ -230,7 +231,7 @@ async fn begin_turn(
     let system = prompt::system(&route.settings, &memories);
     let reserve = u32::try_from(route.settings.max_reply_tokens).unwrap_or(u32::MAX);
     let mut request = prompt::request(&route.settings, system, &history, reserve);
-    let tools = ToolBox::load(state, &at.scope).await?;
+    let tools = ToolBox::load(state, scope).await?;
     request.tools = tools.specs();
     let admitted = state
         .chat
@@ -238,7 +239,7 @@ async fn begin_turn(
             state,
             meta,
             Ask {
-                scope: &at.scope,
+                scope,
                 route: &route,
                 key: key.0.as_deref(),
                 prompt_tokens: prompt::estimate(&request),
@@ -254,7 +255,7 @@ async fn begin_turn(
         .append(&c, MessageRole::Assistant, "", MessageStatus::Streaming)
         .await?;
     let record = state.chat.begin(
-        &at.scope,
+        scope,
         &route,
         admitted,
         &request,
@@ -273,7 +274,7 @@ async fn begin_turn(
             route,
             request,
             record,
-            scope: at.scope.clone(),
+            scope: scope.clone(),
             meta: meta.clone(),
             key: key.0.clone(),
             tools,
@@ -343,7 +344,7 @@ pub async fn post_message(
     ApiJson(input): ApiJson<MessageCreate>,
 ) -> ApiResult<Response> {
     let id = params.id("conversation_id")?;
-    let begun = begin_turn(&state, &at, &key, &meta, id, input.content).await?;
+    let begun = begin_turn(&state, &at.scope, &key, &meta, id, input.content).await?;
     let started = TurnStarted {
         user_message: MessageView::from(&begun.user_message),
         answer_id: begun.answer_id.to_string(),
@@ -462,7 +463,7 @@ async fn talk(
                 continue;
             }
         };
-        let mut begun = match begin_turn(&state, &at, &key, &meta, id, input.content).await {
+        let mut begun = match begin_turn(&state, &at.scope, &key, &meta, id, input.content).await {
             Ok(b) => b,
             Err(e) => {
                 if socket

@@ -59,20 +59,6 @@ pub struct EndpointView {
     pub connected: bool,
 }
 
-/// The URL a server attaches to: this request's own host, over `ws`/`wss` as it came.
-fn ws_url(headers: &axum::http::HeaderMap, token: &str) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        == Some("https");
-    let scheme = if secure { "wss" } else { "ws" };
-    format!("{scheme}://{host}/mcp/ws?token={token}")
-}
-
 /// Issues a new token (revoking the previous one and cutting off its connection).
 #[utoipa::path(post, path = "/api/v1/assistants/{assistant_id}/mcp-endpoint", tag = "tools", security(("bearer" = [])),
     params(("assistant_id" = String, Path, format = Uuid)), request_body = EndpointCreate,
@@ -118,7 +104,7 @@ pub async fn issue(
     Ok((
         StatusCode::CREATED,
         Json(EndpointIssued {
-            url: ws_url(&headers, &token),
+            url: crate::routes::views::ws_url(&headers, &format!("/mcp/ws?token={token}")),
             token,
             expires_at: rfc3339(e.expires_at),
         }),

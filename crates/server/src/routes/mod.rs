@@ -8,6 +8,8 @@ pub mod assistants;
 pub mod audit;
 pub mod auth;
 pub mod conversations;
+pub mod device_ws;
+pub mod devices;
 pub mod domains;
 pub mod feedback;
 pub mod health;
@@ -20,6 +22,7 @@ pub mod mfa;
 pub mod oauth;
 pub mod openai;
 pub mod openapi;
+pub mod ota;
 pub mod ownership;
 pub mod provider_keys;
 pub mod roles;
@@ -488,6 +491,63 @@ fn api(state: AppState) -> Api {
             "/api/v1/assistants/{assistant_id}/tools/{tool_id}",
             Assistant(C::ToolsManage),
             tools::delete,
+        )
+        .route(M::POST, "/ota/", Public, ota::handshake)
+        .route(M::POST, "/ota/activate", Public, ota::activate)
+        .route(M::GET, "/device/ws", Public, device_ws::connect)
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/devices",
+            Assistant(C::DevicesManage),
+            devices::list,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/devices",
+            Assistant(C::DevicesManage),
+            devices::register,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/devices/bind",
+            Assistant(C::DevicesManage),
+            devices::bind,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/devices/policy",
+            Assistant(C::DevicesManage),
+            devices::get_policy,
+        )
+        .route(
+            M::PUT,
+            "/api/v1/assistants/{assistant_id}/devices/policy",
+            Assistant(C::DevicesManage),
+            devices::put_policy,
+        )
+        .route(
+            M::GET,
+            "/api/v1/assistants/{assistant_id}/devices/{device_id}",
+            Assistant(C::DevicesManage),
+            devices::get,
+        )
+        .route(
+            M::DELETE,
+            "/api/v1/assistants/{assistant_id}/devices/{device_id}",
+            Assistant(C::DevicesManage),
+            devices::unbind,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/devices/{device_id}/approve",
+            Assistant(C::DevicesManage),
+            devices::approve,
+        )
+        .route(
+            M::POST,
+            "/api/v1/assistants/{assistant_id}/devices/{device_id}/revoke",
+            Assistant(C::DevicesManage),
+            devices::revoke,
         )
         .route(M::GET, "/mcp/ws", Public, mcp_endpoint::attach)
         .route(

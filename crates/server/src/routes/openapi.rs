@@ -2,9 +2,10 @@
 
 use crate::routes::RouteSpec;
 use crate::routes::{
-    api_keys, assistant_settings, assistants, audit, auth, conversations, domains, feedback,
-    health, mcp_endpoint, mcp_servers, me, members, memories, mfa, oauth, openai, ownership,
-    provider_keys, roles, scoped_tokens, sessions, tools, traces, views, workspaces,
+    api_keys, assistant_settings, assistants, audit, auth, conversations, device_ws, devices,
+    domains, feedback, health, mcp_endpoint, mcp_servers, me, members, memories, mfa, oauth,
+    openai, ota, ownership, provider_keys, roles, scoped_tokens, sessions, tools, traces, views,
+    workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -47,6 +48,9 @@ use utoipa::{Modify, OpenApi};
         mcp_servers::list, mcp_servers::create, mcp_servers::get, mcp_servers::delete,
         mcp_servers::sync, mcp_endpoint::issue, mcp_endpoint::get, mcp_endpoint::revoke,
         mcp_endpoint::attach,
+        ota::handshake, ota::activate, device_ws::connect,
+        devices::list, devices::get, devices::bind, devices::register, devices::approve,
+        devices::revoke, devices::unbind, devices::get_policy, devices::put_policy,
     ),
     components(schemas(crate::error::Problem, conversations::TurnStarted, conversations::TurnDelta, conversations::TurnDone, crate::chat::tools::ToolEvent, views::UserView, bastion_core::Capability, bastion_core::Role)),
     modifiers(&BearerAuth),

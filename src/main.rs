@@ -7,6 +7,20 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc 3's `mi_option_arena_purge_mult` (the index in mimalloc.h's `mi_option_e`).
+const ARENA_PURGE_MULT: libmimalloc_sys::mi_option_t = 24;
+
 fn main() -> std::process::ExitCode {
+    // Large freed blocks (argon2's 19 MiB work area, one per password hashed) go back to the
+    // operating system at once instead of after a purge delay counted from the allocator's
+    // next pass, which an idle server may not make: measured, one sign-in otherwise left the
+    // process 20 MB larger for good.
+    // SAFETY: options are set once, here, before any other thread exists, and only on the
+    // major version whose numbering the constant above is.
+    unsafe {
+        if libmimalloc_sys::mi_version() / 10_000 == 3 {
+            libmimalloc_sys::mi_option_set(ARENA_PURGE_MULT, 0);
+        }
+    }
     bastion_cli::main()
 }

@@ -782,15 +782,6 @@ on_both_backends!(
     an_expired_code_does_not_bind,
 );
 
-/// A free local port for the MQTT endpoint.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn python() -> String {
     std::env::var("BASTION_TEST_PYTHON").unwrap_or_else(|_| {
         format!(
@@ -819,18 +810,27 @@ async fn run_client(program: &str, args: &[&str]) -> (bool, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt_devices_use_their_own_topics_only() {
-    let port = free_port();
     let c = Chat::start_with_env(
         Backend::Sqlite,
         "You help.",
-        vec![("BASTION_MQTT_BIND".into(), format!("127.0.0.1:{port}"))],
+        vec![("BASTION_MQTT_BIND".into(), "127.0.0.1:0".into())],
     )
     .await;
     let s = &c.s;
     let (_a, a) = bound_device(&c).await;
     let (_b, b) = bound_device(&c).await;
     let (ma, mb) = (&a["mqtt"], &b["mqtt"]);
-    assert_eq!(ma["endpoint"], format!("127.0.0.1:{port}"), "{a}");
+    let port: u16 = ma["endpoint"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("127.0.0.1:")
+        .expect("the endpoint on the handshake's host")
+        .parse()
+        .unwrap();
+    assert_ne!(
+        port, 0,
+        "the port it listens on, not the one asked for: {a}"
+    );
     assert_eq!(ma["password"], a["websocket"]["token"]);
     assert_eq!(
         ma["client_id"],
@@ -1000,4 +1000,88 @@ async fn mqtt_devices_use_their_own_topics_only() {
         .expect("mosquitto_sub is disconnected and cannot come back")
         .unwrap();
     assert!(!exit.success());
+}
+
+async fn device_events(s: &Server, token: &str, after: u64, wait: u64) -> (StatusCode, Value) {
+    let path = s.assistant_path(&format!("/devices/events?after={after}&wait_secs={wait}"));
+    s.get(&path, token).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_state_is_followed_live() {
+    let c = Chat::start(Backend::Sqlite, "You help.").await;
+    let s = &c.s;
+    let owner = c.owner.clone();
+    let events = |after: u64, wait: u64| device_events(s, &owner, after, wait);
+    let (status, first) = events(0, 0).await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    assert_eq!(first["gap"], false);
+    let cursor = first["cursor"].as_u64().unwrap();
+
+    // Another assistant's devices do not show here.
+    let other = s.new_assistant(&c.owner, "elsewhere").await;
+    let mut d0 = Device::new();
+    let (_, f0) = d0.handshake(s).await;
+    assert_eq!(
+        bind(s, &c.owner, &other, &code_of(&f0), true).await.0,
+        StatusCode::CREATED
+    );
+
+    let (d, creds) = bound_device(&c).await;
+    let (_, page) = events(cursor, 0).await;
+    let kinds: Vec<&str> = page["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["bound"], "{page}");
+    let cursor = page["cursor"].as_u64().unwrap();
+
+    // A follower waiting for the next change gets it as it happens.
+    let waiting = {
+        let path = s.assistant_path(&format!("/devices/events?after={cursor}&wait_secs=10"));
+        let (http, url, token) = (s.http.clone(), s.url(&path), c.owner.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let v: Value = http
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            (v, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut ch = d
+        .connect(
+            creds["websocket"]["url"].as_str().unwrap(),
+            creds["websocket"]["token"].as_str().unwrap(),
+        )
+        .await
+        .unwrap();
+    ch.hello().await;
+    let (page, took) = waiting.await.unwrap();
+    assert_eq!(page["events"][0]["kind"], "online", "{page}");
+    assert!(
+        took < Duration::from_secs(5),
+        "answered when it happened: {took:?}"
+    );
+    let cursor = page["cursor"].as_u64().unwrap();
+    ch.send(json!({"type": "goodbye"}));
+    assert!(ch.closed_within(Duration::from_secs(2)).await);
+    let (_, page) = loop_until(|| async {
+        let p = events(cursor, 1).await;
+        (!p.1["events"].as_array().unwrap().is_empty()).then_some(p)
+    })
+    .await;
+    assert_eq!(page["events"][0]["kind"], "offline", "{page}");
+
+    // Bounded waits; a cursor from the future (another run) says to reload.
+    assert_eq!(events(0, 26).await.0, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(events(1_000_000, 0).await.1["gap"], true);
 }

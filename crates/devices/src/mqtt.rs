@@ -93,6 +93,16 @@ pub struct Accepted<IO> {
     conn: Framed<IO, Codec>,
     topics: Topics,
     keep_alive: Duration,
+    /// Whether the device subscribed to its `down` topic.
+    subscribed: bool,
+}
+
+/// What happened next on a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// The device published this on its `up` topic.
+    Up(Bytes),
+    Ended(Ended),
 }
 
 fn codec(limits: &Limits) -> Codec {
@@ -115,7 +125,7 @@ where
     Fut: Future<Output = Result<(Topics, T), ConnectReturnCode>>,
 {
     // A small read buffer: it grows for a large packet, and an idle device costs little.
-    let mut conn = Framed::with_capacity(io, codec(limits), 1024);
+    let mut conn = Framed::with_capacity(io, codec(limits), 512);
     let first = tokio::time::timeout(limits.connect_timeout, conn.next())
         .await
         .map_err(|_| AcceptError::Timeout)?;
@@ -147,6 +157,7 @@ where
                     conn,
                     topics,
                     keep_alive,
+                    subscribed: false,
                 },
                 grant,
             ))
@@ -163,58 +174,51 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Accepted<IO> {
         &self.topics
     }
 
-    /// Runs the connection until it ends: what the device publishes on its `up` topic goes
-    /// to `up`; what arrives on `down` is published to the device (while it is subscribed to
-    /// its `down` topic); `cut` ends it from bastion's side.
-    pub async fn run(
-        mut self,
-        up: mpsc::Sender<Bytes>,
-        mut down: mpsc::Receiver<Bytes>,
+    /// Serves the connection until the device publishes on its `up` topic (returned) or the
+    /// connection ends: what arrives on `down` meanwhile is published to the device (while
+    /// it is subscribed to its `down` topic); `cut` ends it from bastion's side.
+    pub async fn next<D: Into<Bytes>>(
+        &mut self,
+        down: &mut mpsc::Receiver<D>,
         cut: impl Future<Output = ()>,
-    ) -> Ended {
-        let mut subscribed = false;
+    ) -> Event {
         let silence = self.keep_alive + self.keep_alive / 2;
         tokio::pin!(cut);
         loop {
             tokio::select! {
                 _ = &mut cut => {
                     let _ = self.conn.send(Packet::Disconnect).await;
-                    return Ended::Cut;
+                    return Event::Ended(Ended::Cut);
                 }
                 out = down.recv() => match out {
-                    Some(payload) if subscribed => {
-                        let p = Publish::new(self.topics.down.clone(), QoS::AtMostOnce, payload.to_vec());
+                    Some(payload) if self.subscribed => {
+                        let p = Publish::from_bytes(self.topics.down.clone(), QoS::AtMostOnce, payload.into());
                         if let Err(e) = self.conn.send(Packet::Publish(p)).await {
-                            return Ended::Broken(e.to_string());
+                            return Event::Ended(Ended::Broken(e.to_string()));
                         }
                     }
                     Some(_) => {}
-                    None => return Ended::Cut,
+                    None => return Event::Ended(Ended::Cut),
                 },
                 got = tokio::time::timeout(silence, self.conn.next()) => {
                     let packet = match got {
-                        Err(_) => return Ended::Silent,
-                        Ok(None) => return Ended::Left,
-                        Ok(Some(Err(e))) => return Ended::Broken(e.to_string()),
+                        Err(_) => return Event::Ended(Ended::Silent),
+                        Ok(None) => return Event::Ended(Ended::Left),
+                        Ok(Some(Err(e))) => return Event::Ended(Ended::Broken(e.to_string())),
                         Ok(Some(Ok(p))) => p,
                     };
-                    match self.on_packet(packet, &mut subscribed, &up).await {
-                        Ok(true) => {}
-                        Ok(false) => return Ended::Left,
-                        Err(end) => return end,
+                    match self.on_packet(packet).await {
+                        Ok(Some(payload)) => return Event::Up(payload),
+                        Ok(None) => {}
+                        Err(end) => return Event::Ended(end),
                     }
                 }
             }
         }
     }
 
-    /// One packet from the device; `Ok(false)` when it disconnected.
-    async fn on_packet(
-        &mut self,
-        packet: Packet,
-        subscribed: &mut bool,
-        up: &mpsc::Sender<Bytes>,
-    ) -> Result<bool, Ended> {
+    /// One packet from the device: a payload it published on its topic, or nothing to hand on.
+    async fn on_packet(&mut self, packet: Packet) -> Result<Option<Bytes>, Ended> {
         let send_err = |e: rumqttc::mqttbytes::Error| Ended::Broken(e.to_string());
         match packet {
             Packet::Publish(p) => {
@@ -231,9 +235,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Accepted<IO> {
                     }
                     QoS::ExactlyOnce => return Err(Ended::Violation("QoS 2 is not offered")),
                 }
-                if up.send(p.payload).await.is_err() {
-                    return Err(Ended::Cut);
-                }
+                return Ok(Some(p.payload));
             }
             Packet::Subscribe(s) => {
                 let codes = s
@@ -241,7 +243,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Accepted<IO> {
                     .iter()
                     .map(|f| {
                         if f.path == self.topics.down {
-                            *subscribed = true;
+                            self.subscribed = true;
                             SubscribeReasonCode::Success(QoS::AtMostOnce)
                         } else {
                             SubscribeReasonCode::Failure
@@ -255,7 +257,7 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Accepted<IO> {
             }
             Packet::Unsubscribe(u) => {
                 if u.topics.contains(&self.topics.down) {
-                    *subscribed = false;
+                    self.subscribed = false;
                 }
                 self.conn
                     .send(Packet::UnsubAck(UnsubAck::new(u.pkid)))
@@ -265,12 +267,12 @@ impl<IO: AsyncRead + AsyncWrite + Unpin> Accepted<IO> {
             Packet::PingReq => {
                 self.conn.send(Packet::PingResp).await.map_err(send_err)?;
             }
-            Packet::Disconnect => return Ok(false),
+            Packet::Disconnect => return Err(Ended::Left),
             Packet::Connect(_) => return Err(Ended::Violation("a second CONNECT")),
             // Acknowledgements of QoS 0 publishes never come; anything else is ignored.
             _ => {}
         }
-        Ok(true)
+        Ok(None)
     }
 }
 
@@ -328,12 +330,19 @@ mod tests {
         c.send(connect("a", "right")).await.unwrap();
         let (acc, ()) = accept(server, &Limits::default(), auth).await.unwrap();
         assert!(matches!(c.next().await, Some(Ok(Packet::ConnAck(_)))));
-        let (up_tx, mut up_rx) = mpsc::channel(4);
-        let (down_tx, down_rx) = mpsc::channel(4);
-        let (cut_tx, cut_rx) = tokio::sync::oneshot::channel::<()>();
-        let run = tokio::spawn(acc.run(up_tx, down_rx, async move {
-            let _ = cut_rx.await;
-        }));
+        let mut acc = acc;
+        let (down_tx, mut down_rx) = mpsc::channel::<Bytes>(4);
+        let (events_tx, mut events) = mpsc::channel(4);
+        let run = tokio::spawn(async move {
+            loop {
+                let e = acc.next(&mut down_rx, std::future::pending()).await;
+                let end = matches!(e, Event::Ended(_));
+                events_tx.send(e).await.unwrap();
+                if end {
+                    return;
+                }
+            }
+        });
         // Its own down topic is granted, another device's and a wildcard are not.
         c.send(Packet::Subscribe(Subscribe::new_many([
             SubscribeFilter::new("devices/a/down".into(), QoS::AtMostOnce),
@@ -358,7 +367,10 @@ mod tests {
         hi.pkid = 1;
         c.send(Packet::Publish(hi)).await.unwrap();
         assert!(matches!(c.next().await, Some(Ok(Packet::PubAck(_)))));
-        assert_eq!(up_rx.recv().await.unwrap(), Bytes::from_static(b"hi"));
+        assert_eq!(
+            events.recv().await.unwrap(),
+            Event::Up(Bytes::from_static(b"hi"))
+        );
         down_tx.send(Bytes::from_static(b"hello")).await.unwrap();
         match c.next().await {
             Some(Ok(Packet::Publish(p))) => {
@@ -377,12 +389,12 @@ mod tests {
         )))
         .await
         .unwrap();
+        // Nothing it published there was handed on: the next event is the end.
         assert_eq!(
-            run.await.unwrap(),
-            Ended::Violation("publish outside its own topic")
+            events.recv().await.unwrap(),
+            Event::Ended(Ended::Violation("publish outside its own topic"))
         );
-        assert!(up_rx.try_recv().is_err());
-        drop(cut_tx);
+        run.await.unwrap();
     }
 
     #[tokio::test]
@@ -390,12 +402,11 @@ mod tests {
         let (client, server) = tokio::io::duplex(4096);
         let mut c = Framed::new(client, codec(&Limits::default()));
         c.send(connect("a", "right")).await.unwrap();
-        let (acc, ()) = accept(server, &Limits::default(), auth).await.unwrap();
+        let (mut acc, ()) = accept(server, &Limits::default(), auth).await.unwrap();
         let _ = c.next().await;
-        let (up_tx, _up) = mpsc::channel(4);
-        let (_down_tx, down_rx) = mpsc::channel(4);
-        let ended = acc.run(up_tx, down_rx, async {}).await;
-        assert_eq!(ended, Ended::Cut);
+        let (_down_tx, mut down_rx) = mpsc::channel::<Bytes>(4);
+        let ended = acc.next(&mut down_rx, async {}).await;
+        assert_eq!(ended, Event::Ended(Ended::Cut));
         assert!(matches!(c.next().await, Some(Ok(Packet::Disconnect))));
     }
 }

@@ -111,7 +111,9 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen for MQTT on {addr}: {e}"))
             })?;
-            tracing::info!(addr = %listener.local_addr()?, "MQTT endpoint for devices listening");
+            let bound = listener.local_addr()?;
+            let _ = state.devices.mqtt_addr.set(bound);
+            tracing::info!(addr = %bound, "MQTT endpoint for devices listening");
             Some(tokio::spawn(devices::mqtt::serve(listener, state.clone())))
         }
         None => None,

@@ -3,6 +3,7 @@
 //! cuts them at once, here and, within a second, on every other node).
 
 pub mod channels;
+pub mod events;
 pub mod guesses;
 pub mod identity;
 pub mod mqtt;
@@ -15,6 +16,10 @@ pub use guesses::CodeGuesses;
 pub struct DeviceRuntime {
     pub channels: std::sync::Arc<Channels>,
     pub guesses: CodeGuesses,
+    /// Device state changes on this node, for consoles that follow them.
+    pub events: events::DeviceEvents,
+    /// Where this node's MQTT endpoint listens, once it does (`mqtt_bind` may ask for port 0).
+    pub mqtt_addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl DeviceRuntime {
@@ -25,6 +30,8 @@ impl DeviceRuntime {
         DeviceRuntime {
             channels: std::sync::Arc::new(Channels::default()),
             guesses: CodeGuesses::new(settings, redis),
+            events: Default::default(),
+            mqtt_addr: std::sync::OnceLock::new(),
         }
     }
 }

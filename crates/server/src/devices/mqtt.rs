@@ -9,12 +9,11 @@ use super::session::{self, DeviceSession};
 use crate::flow::Meta;
 use crate::state::AppState;
 use bastion_devices::mqtt::{
-    accept, Credentials, Ended, Limits, Refusal as ConnectReturnCode, Topics,
+    accept, Credentials, Ended, Event, Limits, Refusal as ConnectReturnCode, Topics,
 };
 use bastion_devices::secret;
 use bastion_store::devices::Device;
 use bastion_store::AssistantScope;
-use bytes::Bytes;
 use std::net::SocketAddr;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
@@ -92,7 +91,10 @@ async fn authenticate(
 
 async fn connection(stream: TcpStream, peer: SocketAddr, state: AppState) {
     let limits = Limits::default();
-    let (conn, (device, scope)) = match accept(stream, &limits, |c| authenticate(&state, c)).await {
+    // The one-off steps are boxed so that the long-lived task is only as large as its
+    // session loop.
+    let accepted = Box::pin(accept(stream, &limits, |c| authenticate(&state, c))).await;
+    let (conn, (device, scope)) = match accepted {
         Ok(a) => a,
         Err(e) => {
             tracing::debug!(peer = %peer, error = %e, "mqtt connection refused");
@@ -105,36 +107,24 @@ async fn connection(stream: TcpStream, peer: SocketAddr, state: AppState) {
         method: axum::http::Method::POST,
         route: "mqtt".into(),
     };
-    let open = session::opened(&state, &device, &meta).await;
-    let (up_tx, mut up) = mpsc::channel::<Bytes>(16);
-    let (down_tx, down_rx) = mpsc::channel::<Bytes>(32);
-    let (out, mut outgoing) = mpsc::channel::<String>(32);
-    let forward = tokio::spawn(async move {
-        while let Some(t) = outgoing.recv().await {
-            if down_tx.send(Bytes::from(t)).await.is_err() {
-                return;
-            }
-        }
-    });
+    let open = Box::pin(session::opened(&state, &device, &meta)).await;
+    let (out, mut down) = mpsc::channel::<String>(64);
     let device_id = device.id;
-    let mut session = DeviceSession::new(state.clone(), device, scope, meta, "mqtt", out);
-    let cut = open.cut.clone();
-    let run = conn.run(up_tx, down_rx, async move { cut.notified().await });
-    tokio::pin!(run);
+    let assistant = scope.assistant_id();
+    let mut session = DeviceSession::new(state.clone(), &device, scope, meta, "mqtt", out);
+    drop(device);
+    let mut conn = conn;
     let ended = loop {
-        tokio::select! {
-            ended = &mut run => break ended,
-            payload = up.recv() => match payload {
-                Some(p) => match std::str::from_utf8(&p) {
-                    Ok(text) => {
-                        if !session.on_text(text, &open).await {
-                            break Ended::Left;
-                        }
+        match conn.next(&mut down, open.cut.notified()).await {
+            Event::Up(p) => match std::str::from_utf8(&p) {
+                Ok(text) => {
+                    if !Box::pin(session.on_text(text, &open)).await {
+                        break Ended::Left;
                     }
-                    Err(_) => session.on_audio(p.len()),
-                },
-                None => break Ended::Left,
+                }
+                Err(_) => session.on_audio(p.len()),
             },
+            Event::Ended(e) => break e,
         }
     };
     if let Ended::Violation(why) = ended {
@@ -142,6 +132,5 @@ async fn connection(stream: TcpStream, peer: SocketAddr, state: AppState) {
         tracing::info!(device = %device_id, why, "mqtt connection ended for breaking a rule");
     }
     drop(session);
-    forward.abort();
-    session::closed(&state, open).await;
+    Box::pin(session::closed(&state, open, assistant)).await;
 }

@@ -18,7 +18,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::flow::{KeyUsed, Meta};
 use crate::routes::conversations::begin_turn;
 use crate::state::AppState;
-use bastion_core::{Access, Capability, ConversationId, McpServerId};
+use bastion_core::{Access, Capability, ConversationId, DeviceId, McpServerId};
 use bastion_devices::xiaozhi::{
     is_user_only_tool, mac_suffix, AudioParams, DeviceMessage, ServerMessage,
 };
@@ -53,15 +53,19 @@ pub async fn opened(state: &AppState, device: &Device, meta: &Meta) -> Open {
         tracing::warn!(device = %device.id, error = %e, "device state not written");
     }
     metrics::gauge!("bastion_device_channels_open").increment(1.0);
+    if let Some(a) = device.assistant_id {
+        state.devices.events.publish(a, device.id, "online");
+    }
     open
 }
 
 /// Forgets a closed channel; the device is offline once it has none left here.
-pub async fn closed(state: &AppState, open: Open) {
+pub async fn closed(state: &AppState, open: Open, assistant: bastion_core::AssistantId) {
     let device = open.device;
     drop(open);
     metrics::gauge!("bastion_device_channels_open").decrement(1.0);
     if !state.devices.channels.is_online(device) {
+        state.devices.events.publish(assistant, device, "offline");
         if let Err(e) = state.store.devices().set_online(device, false, None).await {
             tracing::warn!(device = %device, error = %e, "device state not written");
         }
@@ -72,10 +76,17 @@ pub async fn closed(state: &AppState, open: Open) {
 #[error("the device channel is closed")]
 struct Closed;
 
+/// What a session keeps of its device (ten thousand idle sessions keep little).
+#[derive(Clone)]
+pub struct Named {
+    pub id: DeviceId,
+    pub mac: String,
+}
+
 /// One device's session on one channel. `out` carries the JSON text messages to the device.
 pub struct DeviceSession {
     state: AppState,
-    device: Device,
+    device: Named,
     scope: AssistantScope,
     meta: Meta,
     transport: &'static str,
@@ -97,7 +108,7 @@ impl Drop for DeviceSession {
 impl DeviceSession {
     pub fn new(
         state: AppState,
-        device: Device,
+        device: &Device,
         scope: AssistantScope,
         meta: Meta,
         transport: &'static str,
@@ -105,7 +116,10 @@ impl DeviceSession {
     ) -> DeviceSession {
         DeviceSession {
             state,
-            device,
+            device: Named {
+                id: device.id,
+                mac: device.mac.clone(),
+            },
             scope,
             meta,
             transport,
@@ -161,7 +175,9 @@ impl DeviceSession {
             }
             DeviceMessage::Listen { state, text, .. } if state == "detect" => {
                 if let Some(t) = text.filter(|t| !t.trim().is_empty()) {
-                    self.utterance(t).await;
+                    // Boxed: a turn's start is a large future, and inlined it would grow every
+                    // idle channel's task by its size.
+                    Box::pin(self.utterance(t)).await;
                 }
             }
             DeviceMessage::Abort { .. } => {
@@ -382,19 +398,19 @@ fn drop_user_only_tools(payload: &mut Value) {
 }
 
 /// The registry name of a device's MCP server.
-pub fn server_name(d: &Device) -> String {
+pub fn server_name(d: &Named) -> String {
     format!("device_{}", d.mac.replace(':', ""))
 }
 
 /// The `url` a device's MCP server row carries: it is reached through the device's channel.
-pub fn server_url(d: &Device) -> String {
+pub fn server_url(d: &Named) -> String {
     format!("device:{}", d.id)
 }
 
 async fn register_tools(
     state: &AppState,
     scope: &AssistantScope,
-    device: &Device,
+    device: &Named,
     session: &bastion_tools::mcp::McpSession,
 ) -> ApiResult<mcp::SyncReport> {
     let repo = state.store.tools();

@@ -16,7 +16,6 @@ use bastion_devices::secret;
 use bastion_devices::xiaozhi::{normalize_mac, DeviceMessage};
 use bastion_store::devices::Device;
 use bastion_store::AssistantScope;
-use futures::{SinkExt, StreamExt};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
@@ -25,8 +24,8 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a device may send (text or an audio frame).
 const MAX_MESSAGE: usize = 64 * 1024;
 /// Socket buffers: small, so that ten thousand idle devices cost little memory.
-const READ_BUFFER: usize = 4 * 1024;
-const WRITE_BUFFER: usize = 4 * 1024;
+const READ_BUFFER: usize = 1024;
+const WRITE_BUFFER: usize = 1024;
 
 /// The device channel. Refused with 401 unless the bearer token is the live token of a
 /// bound device whose MAC is the `Device-Id`, and with 403 when its owner may not chat.
@@ -90,30 +89,19 @@ async fn serve(
     scope: AssistantScope,
     meta: Meta,
 ) {
-    let open = session::opened(&state, &device, &meta).await;
-    let (mut sink, mut stream) = socket.split();
-    let (out, mut outgoing) = mpsc::channel::<String>(32);
-    let (close, mut closing) = tokio::sync::oneshot::channel::<()>();
-    let writer = tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                t = outgoing.recv() => match t {
-                    Some(t) => {
-                        if sink.send(Message::Text(t.into())).await.is_err() {
-                            return;
-                        }
-                    }
-                    None => break,
-                },
-                _ = &mut closing => break,
-            }
-        }
-        let _ = sink.send(Message::Close(None)).await;
-        let _ = sink.close().await;
-    });
-    let mut session = DeviceSession::new(state.clone(), device, scope, meta, "websocket", out);
+    // The one-off steps are boxed so that the long-lived task is only as large as its
+    // idle loop (ten thousand channels are ten thousand tasks).
+    let open = Box::pin(session::opened(&state, &device, &meta)).await;
+    let mut socket = socket;
+    // One task per channel reads, writes and runs the session. Whatever writes to `out`
+    // sends a few messages at a time (a handshake, a spoken answer, MCP requests), well
+    // within its room, so the session is never stuck waiting on its own loop.
+    let (out, mut outgoing) = mpsc::channel::<String>(64);
+    let assistant = scope.assistant_id();
+    let mut session = DeviceSession::new(state.clone(), &device, scope, meta, "websocket", out);
+    drop(device);
     // The first message must be hello.
-    let first = match tokio::time::timeout(HELLO_TIMEOUT, stream.next()).await {
+    let first = match tokio::time::timeout(HELLO_TIMEOUT, socket.recv()).await {
         Ok(Some(Ok(Message::Text(t)))) => Some(t),
         _ => None,
     };
@@ -124,16 +112,22 @@ async fn serve(
         )
     });
     if let Some(hello) = hello {
-        session.on_text(hello.as_str(), &open).await;
+        Box::pin(session.on_text(hello.as_str(), &open)).await;
         loop {
             tokio::select! {
+                biased;
+                Some(t) = outgoing.recv() => {
+                    if socket.send(Message::Text(t.into())).await.is_err() {
+                        break;
+                    }
+                }
                 _ = open.cut.notified() => {
                     session.goodbye().await;
                     break;
                 }
-                m = stream.next() => match m {
+                m = socket.recv() => match m {
                     Some(Ok(Message::Text(t))) => {
-                        if !session.on_text(t.as_str(), &open).await {
+                        if !Box::pin(session.on_text(t.as_str(), &open)).await {
                             break;
                         }
                     }
@@ -144,9 +138,13 @@ async fn serve(
             }
         }
     }
-    // Other holders of the session's sender (its MCP client) go with the channel's entry.
+    // What is queued (a goodbye) goes out before the close.
+    while let Ok(t) = outgoing.try_recv() {
+        if socket.send(Message::Text(t.into())).await.is_err() {
+            break;
+        }
+    }
+    let _ = socket.send(Message::Close(None)).await;
     drop(session);
-    let _ = close.send(());
-    let _ = writer.await;
-    session::closed(&state, open).await;
+    Box::pin(session::closed(&state, open, assistant)).await;
 }

@@ -10,7 +10,7 @@ use crate::flow::{Actor, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::Json;
 use bastion_core::DeviceId;
@@ -19,7 +19,7 @@ use bastion_devices::xiaozhi::{mac_suffix, normalize_mac};
 use bastion_store::devices::{Device, DeviceStatus, Policy, HMAC_KEY_KIND};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Audits `action` done to device `id` of the authorized assistant.
 async fn audit_done(
@@ -27,9 +27,13 @@ async fn audit_done(
     at: &InAssistant,
     actor: Actor,
     meta: &Meta,
-    action: &str,
+    (action, kind): (&str, &'static str),
     id: DeviceId,
 ) {
+    state
+        .devices
+        .events
+        .publish(at.scope.assistant_id(), id, kind);
     state
         .audit(events::on_assistant(
             at,
@@ -231,6 +235,10 @@ pub async fn bind(
             json!({"device": bound.id.to_string(), "mac_suffix": mac_suffix(&bound.mac), "status": bound.status.as_str()}),
         ))
         .await;
+    state
+        .devices
+        .events
+        .publish(at.scope.assistant_id(), bound.id, bound.status.as_str());
     Ok((
         StatusCode::CREATED,
         Json(BindAnswer::Bound(view(&state, &bound))),
@@ -350,7 +358,15 @@ pub async fn approve(
     ItemParam(id): ItemParam<DeviceId>,
 ) -> ApiResult<Json<DeviceView>> {
     let d = state.store.devices().approve(&at.scope, id).await?;
-    audit_done(&state, &at, actor, &meta, "device.approve", id).await;
+    audit_done(
+        &state,
+        &at,
+        actor,
+        &meta,
+        ("device.approve", "approved"),
+        id,
+    )
+    .await;
     Ok(Json(view(&state, &d)))
 }
 
@@ -368,7 +384,7 @@ pub async fn revoke(
 ) -> ApiResult<StatusCode> {
     state.store.devices().revoke_token(&at.scope, id).await?;
     state.devices.channels.cut(id, bastion_store::now_ms());
-    audit_done(&state, &at, actor, &meta, "device.revoke", id).await;
+    audit_done(&state, &at, actor, &meta, ("device.revoke", "revoked"), id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -386,7 +402,7 @@ pub async fn unbind(
 ) -> ApiResult<StatusCode> {
     state.store.devices().unbind(&at.scope, id).await?;
     state.devices.channels.cut(id, bastion_store::now_ms());
-    audit_done(&state, &at, actor, &meta, "device.unbind", id).await;
+    audit_done(&state, &at, actor, &meta, ("device.unbind", "unbound"), id).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -450,5 +466,74 @@ pub async fn put_policy(
     Ok(Json(PolicyView {
         pairing: p.pairing,
         code_kind: p.code_kind,
+    }))
+}
+
+/// The longest a follower may wait for a change.
+const MAX_WAIT_SECS: u64 = 25;
+
+#[derive(Deserialize, IntoParams)]
+pub struct EventsQuery {
+    /// The `cursor` of the previous answer; 0 (the default) at first.
+    pub after: Option<u64>,
+    /// Seconds to wait for a change when there is none yet, 0 (the default) to 25.
+    pub wait_secs: Option<u64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceEventView {
+    #[schema(format = Uuid)]
+    pub device_id: String,
+    /// `online`, `offline`, `bound`, `pending_approval`, `approved`, `revoked` or `unbound`.
+    pub kind: String,
+    pub at: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DeviceEventsPage {
+    /// Ask with `after` set to this next time.
+    pub cursor: u64,
+    /// Changes were missed (too many, or this node restarted): reload the device list.
+    pub gap: bool,
+    pub events: Vec<DeviceEventView>,
+}
+
+/// The device state changes of this assistant on this node after `after`: at once, or, with
+/// `wait_secs`, as soon as there is one (long polling), so a console follows devices live.
+#[utoipa::path(get, path = "/api/v1/assistants/{assistant_id}/devices/events", tag = "devices", security(("bearer" = [])),
+    params(("assistant_id" = String, Path, format = Uuid), EventsQuery),
+    responses((status = 200, body = DeviceEventsPage), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn events(
+    State(state): State<AppState>,
+    at: InAssistant,
+    Query(q): Query<EventsQuery>,
+) -> ApiResult<Json<DeviceEventsPage>> {
+    let wait = q.wait_secs.unwrap_or(0);
+    if wait > MAX_WAIT_SECS {
+        return Err(ApiError::Unprocessable(format!(
+            "wait_secs: 0 to {MAX_WAIT_SECS}"
+        )));
+    }
+    let page = state
+        .devices
+        .events
+        .follow(
+            at.scope.assistant_id(),
+            q.after.unwrap_or(0),
+            std::time::Duration::from_secs(wait),
+        )
+        .await;
+    Ok(Json(DeviceEventsPage {
+        cursor: page.cursor,
+        gap: page.gap,
+        events: page
+            .events
+            .into_iter()
+            .map(|e| DeviceEventView {
+                device_id: e.device.to_string(),
+                kind: e.kind.to_string(),
+                at: rfc3339(e.at),
+            })
+            .collect(),
     }))
 }

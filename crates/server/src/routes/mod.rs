@@ -515,6 +515,12 @@ fn api(state: AppState) -> Api {
         )
         .route(
             M::GET,
+            "/api/v1/assistants/{assistant_id}/devices/events",
+            Assistant(C::DevicesManage),
+            devices::events,
+        )
+        .route(
+            M::GET,
             "/api/v1/assistants/{assistant_id}/devices/policy",
             Assistant(C::DevicesManage),
             devices::get_policy,

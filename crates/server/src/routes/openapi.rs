@@ -50,7 +50,7 @@ use utoipa::{Modify, OpenApi};
         mcp_endpoint::attach,
         ota::handshake, ota::activate, device_ws::connect,
         devices::list, devices::get, devices::bind, devices::register, devices::approve,
-        devices::revoke, devices::unbind, devices::get_policy, devices::put_policy,
+        devices::revoke, devices::unbind, devices::get_policy, devices::put_policy, devices::events,
     ),
     components(schemas(crate::error::Problem, conversations::TurnStarted, conversations::TurnDelta, conversations::TurnDone, crate::chat::tools::ToolEvent, views::UserView, bastion_core::Capability, bastion_core::Role)),
     modifiers(&BearerAuth),

@@ -251,7 +251,7 @@ pub async fn handshake(
             now + ttl,
         )
         .await?;
-        if let Some(bind) = state.settings.mqtt_bind {
+        if let Some(&bind) = state.devices.mqtt_addr.get() {
             let t = crate::devices::mqtt::topics(&d);
             answer.mqtt = Some(MqttSection {
                 endpoint: mqtt_endpoint(&state, &headers, bind),
@@ -357,6 +357,9 @@ pub async fn activate(
             };
             if state.store.devices().bind_registered(d.id, next).await? {
                 audit_device(&state, &d, &meta, "device.bind", SUCCESS).await;
+                if let Some(a) = d.assistant_id {
+                    state.devices.events.publish(a, d.id, next.as_str());
+                }
             }
             let now = state.store.devices().by_id(d.id).await?;
             return Ok(activation_state(now.as_ref()));

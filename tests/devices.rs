@@ -1085,3 +1085,158 @@ async fn device_state_is_followed_live() {
     assert_eq!(events(0, 26).await.0, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(events(1_000_000, 0).await.1["gap"], true);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handshakes_are_capped_per_address() {
+    let c = Chat::start_with_env(
+        Backend::Sqlite,
+        "You help.",
+        vec![("BASTION_DEVICE_HANDSHAKES_PER_MINUTE".into(), "3".into())],
+    )
+    .await;
+    let mut statuses = Vec::new();
+    for _ in 0..4 {
+        statuses.push(Device::new().handshake(&c.s).await.0);
+    }
+    // Unless the minute turned over meanwhile, the fourth new device is refused, and
+    // nothing was recorded for it.
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3]);
+    if statuses[3] == StatusCode::TOO_MANY_REQUESTS {
+        let (_, list) = c.s.get(&c.s.assistant_path("/devices"), &c.owner).await;
+        assert!(list.as_array().unwrap().is_empty());
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&c.s.database_url()).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM devices")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+    } else {
+        assert_eq!(statuses[3], StatusCode::OK, "{statuses:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_external_broker_asks_the_hooks_and_gets_the_same_rules() {
+    let secret = "hook-secret-for-the-broker-0123456789";
+    let c = Chat::start_with_env(
+        Backend::Sqlite,
+        "You help.",
+        vec![
+            ("BASTION_MQTT_BIND".into(), "127.0.0.1:0".into()),
+            ("BASTION_MQTT_HOOK_SECRET".into(), secret.into()),
+        ],
+    )
+    .await;
+    let s = &c.s;
+    let (_a, a) = bound_device(&c).await;
+    let (_b, b) = bound_device(&c).await;
+    let (ma, mb) = (&a["mqtt"], &b["mqtt"]);
+    let hook = |path: &'static str, token: Option<&'static str>, body: Value| {
+        let req = s.http.post(s.url(path)).json(&body);
+        let req = match token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
+        };
+        async move {
+            let res = req.send().await.unwrap();
+            let status = res.status();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let auth = |m: &Value, password: &Value| json!({"clientid": m["client_id"], "username": m["username"], "password": password});
+    let acl = |m: &Value, topic: &Value, action: &str| json!({"clientid": m["client_id"], "username": m["username"], "topic": topic, "action": action});
+    let (st, ok) = hook("/mqtt/hooks/auth", Some(secret), auth(ma, &ma["password"])).await;
+    assert_eq!((st, ok["result"].clone()), (StatusCode::OK, json!("allow")));
+    for wrong in [
+        auth(ma, &mb["password"]),
+        auth(ma, &json!("bdt_forged")),
+        json!({"clientid": mb["client_id"], "username": ma["username"], "password": ma["password"]}),
+    ] {
+        assert_eq!(
+            hook("/mqtt/hooks/auth", Some(secret), wrong).await.1["result"],
+            "deny"
+        );
+    }
+    for (m, topic, action, want) in [
+        (ma, &ma["publish_topic"], "publish", "allow"),
+        (ma, &ma["subscribe_topic"], "subscribe", "allow"),
+        (ma, &ma["subscribe_topic"], "publish", "deny"),
+        (ma, &mb["publish_topic"], "publish", "deny"),
+        (ma, &mb["subscribe_topic"], "subscribe", "deny"),
+        (ma, &json!("devices/#"), "subscribe", "deny"),
+        (ma, &json!("devices/+/up"), "subscribe", "deny"),
+    ] {
+        assert_eq!(
+            hook("/mqtt/hooks/acl", Some(secret), acl(m, topic, action))
+                .await
+                .1["result"],
+            want,
+            "{action} {topic}"
+        );
+    }
+    // Only the broker holding the secret may ask.
+    assert_eq!(
+        hook("/mqtt/hooks/auth", None, auth(ma, &ma["password"]))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        hook(
+            "/mqtt/hooks/acl",
+            Some("hook-secret-for-the-broker-0123456788"),
+            acl(ma, &ma["publish_topic"], "publish")
+        )
+        .await
+        .0,
+        StatusCode::UNAUTHORIZED
+    );
+    // A revoked device is denied by both.
+    let (_, list) = s.get(&s.assistant_path("/devices"), &c.owner).await;
+    let a_id = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == ma["username"])
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.call(
+        Method::POST,
+        &s.assistant_path(&format!("/devices/{a_id}/revoke")),
+        Some(&c.owner),
+        None,
+    )
+    .await;
+    assert_eq!(
+        hook("/mqtt/hooks/auth", Some(secret), auth(ma, &ma["password"]))
+            .await
+            .1["result"],
+        "deny"
+    );
+    assert_eq!(
+        hook(
+            "/mqtt/hooks/acl",
+            Some(secret),
+            acl(ma, &ma["publish_topic"], "publish")
+        )
+        .await
+        .1["result"],
+        "deny"
+    );
+
+    // Without the setting, there are no hooks.
+    let plain = Chat::start(Backend::Sqlite, "You help.").await;
+    let res = plain
+        .s
+        .http
+        .post(plain.s.url("/mqtt/hooks/auth"))
+        .bearer_auth(secret)
+        .json(&auth(ma, &ma["password"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+}

@@ -118,6 +118,23 @@ pub async fn serve(
         }
         None => None,
     };
+    // Devices nobody bound that went quiet are forgotten, now and every hour.
+    let forgetting = {
+        let (store, days) = (store.clone(), i64::from(state.settings.unbound_device_days));
+        tokio::spawn(async move {
+            loop {
+                let before = bastion_store::now_ms() - days * 86_400_000;
+                match store.devices().forget_unbound_unseen(before).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        tracing::info!(devices = n, "unbound devices not seen for long forgotten")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "unbound devices could not be forgotten"),
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            }
+        })
+    };
     if store.backend() == bastion_store::Backend::Sqlite {
         // This node is the only one: no device is connected before it starts.
         if let Err(e) = store.devices().all_offline().await {
@@ -141,6 +158,7 @@ pub async fn serve(
     if let Some(mqtt) = mqtt {
         mqtt.abort();
     }
+    forgetting.abort();
     state.chat.recorder.finish().await;
     store.close().await;
     Ok(())

@@ -136,6 +136,9 @@ pub struct Settings {
     pub device_token_ttl_days: u32,
     /// Device handshakes (`/ota/`, `/ota/activate`) one client address may make per minute.
     pub device_handshakes_per_minute: u32,
+    /// Days after which a device nobody bound, and that has not been in contact since, is
+    /// forgotten (anyone can make a first contact; such rows must not pile up).
+    pub unbound_device_days: u32,
     /// How long an activation code shown by a device stays usable.
     pub activation_code_ttl_secs: u64,
     /// Failed activation-code guesses allowed per user, per client address and in all, per
@@ -151,6 +154,10 @@ pub struct Settings {
     /// none and handshakes carry no `mqtt` section. Loopback unless a TLS-terminating proxy is
     /// declared (`trusted_proxies`), as for `bind`.
     pub mqtt_bind: Option<SocketAddr>,
+    /// The bearer token an external MQTT broker presents to bastion's authentication and
+    /// authorization hooks (`/mqtt/hooks/…`); unset, the hooks answer 404.
+    #[serde(skip_serializing)]
+    pub mqtt_hook_secret: Option<SecretString>,
     /// The `host:port` devices are told to reach the MQTT endpoint at (behind a proxy, say);
     /// by default the handshake's own host with `mqtt_bind`'s port.
     pub mqtt_public_endpoint: Option<String>,
@@ -199,6 +206,7 @@ impl Default for Settings {
             mcp_stdio_servers: Default::default(),
             device_token_ttl_days: 30,
             device_handshakes_per_minute: 300,
+            unbound_device_days: 30,
             activation_code_ttl_secs: 600,
             activation_failures_user_hour: 10,
             activation_failures_user_day: 20,
@@ -208,6 +216,7 @@ impl Default for Settings {
             activation_failures_global_day: 1000,
             mqtt_bind: None,
             mqtt_public_endpoint: None,
+            mqtt_hook_secret: None,
         }
     }
 }
@@ -304,6 +313,16 @@ impl Settings {
         }
         if !(1..=365).contains(&self.device_token_ttl_days) {
             return Err(bad("device_token_ttl_days", "must be between 1 and 365"));
+        }
+        if self
+            .mqtt_hook_secret
+            .as_ref()
+            .is_some_and(|s| secrecy::ExposeSecret::expose_secret(s).len() < 24)
+        {
+            return Err(bad("mqtt_hook_secret", "must be at least 24 characters"));
+        }
+        if !(1..=3650).contains(&self.unbound_device_days) {
+            return Err(bad("unbound_device_days", "must be between 1 and 3650"));
         }
         if !(1..=100_000).contains(&self.device_handshakes_per_minute) {
             return Err(bad(

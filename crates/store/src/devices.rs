@@ -388,6 +388,19 @@ impl Devices<'_> {
         Ok(())
     }
 
+    /// Forgets the devices nobody bound that have not been in contact since `before` (ms):
+    /// anyone can make a first contact, so such rows must not pile up. Returns how many.
+    pub async fn forget_unbound_unseen(&self, before: i64) -> Result<u64> {
+        let done = sqlx::query(
+            "DELETE FROM devices WHERE status = 'unbound' AND assistant_id IS NULL \
+             AND COALESCE(last_seen_at, created_at) < $1",
+        )
+        .bind(before)
+        .execute(self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// At start-up of a node that is the only one (SQLite): nothing is connected yet.
     pub async fn all_offline(&self) -> Result<()> {
         sqlx::query("UPDATE devices SET online = 0 WHERE online <> 0")
@@ -655,3 +668,47 @@ impl Devices<'_> {
 pub(crate) const UNBIND: &str = "status = 'unbound', assistant_id = NULL, owner_id = NULL, \
     token_hash = NULL, token_last4 = NULL, token_expires_at = NULL, serial_number = NULL, \
     hmac_key = NULL, bound_at = NULL, online = 0, cut_at = $1";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::on_both_engines;
+    use crate::Store;
+
+    async fn unseen_unbound_devices_are_forgotten(store: &Store) {
+        let repo = store.devices();
+        let contact = Contact {
+            board: "b",
+            app_version: "1",
+            ip: None,
+        };
+        let old = repo
+            .first_contact("02:00:00:00:00:01", None, "h1", &contact)
+            .await
+            .unwrap();
+        let recent = repo
+            .first_contact("02:00:00:00:00:02", None, "h2", &contact)
+            .await
+            .unwrap();
+        repo.set_activation(old.id, "code-hash", "challenge", now_ms() + 60_000)
+            .await
+            .unwrap();
+        sqlx::query("UPDATE devices SET last_seen_at = 1000 WHERE id = $1")
+            .bind(old.id.to_string())
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        assert_eq!(
+            repo.forget_unbound_unseen(now_ms() - 60_000).await.unwrap(),
+            1
+        );
+        assert!(repo.by_id(old.id).await.unwrap().is_none());
+        assert!(
+            repo.activation_of(old.id).await.unwrap().is_none(),
+            "its code went with it"
+        );
+        assert!(repo.by_id(recent.id).await.unwrap().is_some());
+    }
+
+    on_both_engines!(unseen_unbound_devices_are_forgotten);
+}

@@ -16,6 +16,12 @@ use tokio::sync::Notify;
 /// How often a node looks for cuts made on other nodes.
 pub const CUT_POLL: Duration = Duration::from_secs(1);
 
+/// Channels one device may hold open on a node (a WebSocket and an MQTT connection, and a
+/// reconnection overlapping the one it replaces); a newer one closes the oldest, as a new
+/// MQTT connection with a client id takes over from the old one, so a device (or a thief of
+/// its token) cannot pile up connections.
+pub const MAX_PER_DEVICE: usize = 4;
+
 struct Entry {
     serial: u64,
     opened_at: i64,
@@ -89,7 +95,12 @@ impl Channels {
         let serial = self.next.fetch_add(1, Ordering::Relaxed);
         let cut = Arc::new(Notify::new());
         if let Ok(mut live) = self.live.lock() {
-            live.entry(device).or_default().push(Entry {
+            let entries = live.entry(device).or_default();
+            if entries.len() >= MAX_PER_DEVICE {
+                let oldest = entries.remove(0);
+                oldest.cut.notify_one();
+            }
+            entries.push(Entry {
                 serial,
                 opened_at: bastion_store::now_ms(),
                 cut: cut.clone(),
@@ -182,6 +193,27 @@ impl Channels {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_device_cannot_pile_up_channels() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let c = Arc::new(Channels::default());
+        let d = DeviceId::new();
+        let first = c.open(d, &store);
+        let mut rest: Vec<Open> = (1..MAX_PER_DEVICE).map(|_| c.open(d, &store)).collect();
+        assert_eq!(c.open_count(), MAX_PER_DEVICE);
+        rest.push(c.open(d, &store));
+        tokio::time::timeout(Duration::from_secs(1), first.cut.notified())
+            .await
+            .expect("the oldest channel is closed");
+        assert_eq!(c.open_count(), MAX_PER_DEVICE);
+        drop(first);
+        assert_eq!(
+            c.open_count(),
+            MAX_PER_DEVICE,
+            "the closed one was already forgotten"
+        );
+    }
 
     #[tokio::test]
     async fn a_cut_closes_only_channels_opened_before_it() {

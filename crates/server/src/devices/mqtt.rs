@@ -48,45 +48,68 @@ pub async fn serve(listener: TcpListener, state: AppState) {
     }
 }
 
+/// Why device credentials were not accepted.
+pub enum Refused {
+    /// Not a bound device's own id, client id and live token (or its owner may not chat).
+    NotAuthorized,
+    /// The store could not be read.
+    Unavailable,
+}
+
+/// The bound device that presents `username` (its id), `client_id` (`bastion-<id>`) and
+/// `password` (its live channel token), and the scope it acts in (its owner's).
+pub async fn device_of(
+    state: &AppState,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> Result<(Device, AssistantScope), Refused> {
+    if !password.starts_with(secret::TOKEN_PREFIX) || password.len() > 128 {
+        return Err(Refused::NotAuthorized);
+    }
+    let device = match state
+        .store
+        .devices()
+        .by_token(&secret::digest(password))
+        .await
+    {
+        Ok(Some(d)) => d,
+        Ok(None) => return Err(Refused::NotAuthorized),
+        Err(e) => {
+            tracing::error!(error = %e, "device credentials could not be checked");
+            return Err(Refused::Unavailable);
+        }
+    };
+    let ok = device.may_connect(bastion_store::now_ms())
+        && device.id.to_string() == username
+        && client_id == self::client_id(&device);
+    if !ok {
+        return Err(Refused::NotAuthorized);
+    }
+    let scope = session::owner_scope(state, &device)
+        .await
+        .ok_or(Refused::NotAuthorized)?;
+    Ok((device, scope))
+}
+
 /// Who a CONNECT's credentials are: a bound device whose owner may chat, presenting its own
 /// client id, id and live token.
 async fn authenticate(
     state: &AppState,
     c: Credentials,
 ) -> Result<(Topics, (Device, AssistantScope)), ConnectReturnCode> {
-    let refused = || {
-        metrics::counter!("bastion_device_refused_total", "reason" => "mqtt").increment(1);
-        ConnectReturnCode::NotAuthorized
-    };
     let (Some(username), Some(password)) = (c.username, c.password) else {
-        return Err(refused());
+        metrics::counter!("bastion_device_refused_total", "reason" => "mqtt").increment(1);
+        return Err(ConnectReturnCode::NotAuthorized);
     };
-    if !password.starts_with(secret::TOKEN_PREFIX) || password.len() > 128 {
-        return Err(refused());
-    }
-    let device = match state
-        .store
-        .devices()
-        .by_token(&secret::digest(&password))
-        .await
-    {
-        Ok(Some(d)) => d,
-        Ok(None) => return Err(refused()),
-        Err(e) => {
-            tracing::error!(error = %e, "mqtt authentication could not read the store");
-            return Err(ConnectReturnCode::ServiceUnavailable);
+    match device_of(state, &c.client_id, &username, &password).await {
+        Ok((device, scope)) => Ok((topics(&device), (device, scope))),
+        Err(Refused::Unavailable) => Err(ConnectReturnCode::ServiceUnavailable),
+        Err(Refused::NotAuthorized) => {
+            metrics::counter!("bastion_device_refused_total", "reason" => "mqtt").increment(1);
+            Err(ConnectReturnCode::NotAuthorized)
         }
-    };
-    let ok = device.may_connect(bastion_store::now_ms())
-        && device.id.to_string() == username
-        && c.client_id == client_id(&device);
-    if !ok {
-        return Err(refused());
     }
-    let scope = session::owner_scope(state, &device)
-        .await
-        .ok_or_else(refused)?;
-    Ok((topics(&device), (device, scope)))
 }
 
 async fn connection(stream: TcpStream, peer: SocketAddr, state: AppState) {

@@ -55,7 +55,7 @@ pub async fn metrics(
     ))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     // Comparing digests keeps the time independent of where the inputs first differ.
     Sha256::digest(a) == Sha256::digest(b)

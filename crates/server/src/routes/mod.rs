@@ -19,6 +19,7 @@ pub mod me;
 pub mod members;
 pub mod memories;
 pub mod mfa;
+pub mod mqtt_hooks;
 pub mod oauth;
 pub mod openai;
 pub mod openapi;
@@ -495,6 +496,8 @@ fn api(state: AppState) -> Api {
         .route(M::POST, "/ota/", Public, ota::handshake)
         .route(M::POST, "/ota/activate", Public, ota::activate)
         .route(M::GET, "/device/ws", Public, device_ws::connect)
+        .route(M::POST, "/mqtt/hooks/auth", Public, mqtt_hooks::auth)
+        .route(M::POST, "/mqtt/hooks/acl", Public, mqtt_hooks::acl)
         .route(
             M::GET,
             "/api/v1/assistants/{assistant_id}/devices",

@@ -3,9 +3,9 @@
 use crate::routes::RouteSpec;
 use crate::routes::{
     api_keys, assistant_settings, assistants, audit, auth, conversations, device_ws, devices,
-    domains, feedback, health, mcp_endpoint, mcp_servers, me, members, memories, mfa, oauth,
-    openai, ota, ownership, provider_keys, roles, scoped_tokens, sessions, tools, traces, views,
-    workspaces,
+    domains, feedback, health, mcp_endpoint, mcp_servers, me, members, memories, mfa, mqtt_hooks,
+    oauth, openai, ota, ownership, provider_keys, roles, scoped_tokens, sessions, tools, traces,
+    views, workspaces,
 };
 use crate::state::AppState;
 use axum::extract::State;
@@ -48,7 +48,7 @@ use utoipa::{Modify, OpenApi};
         mcp_servers::list, mcp_servers::create, mcp_servers::get, mcp_servers::delete,
         mcp_servers::sync, mcp_endpoint::issue, mcp_endpoint::get, mcp_endpoint::revoke,
         mcp_endpoint::attach,
-        ota::handshake, ota::activate, device_ws::connect,
+        ota::handshake, ota::activate, device_ws::connect, mqtt_hooks::auth, mqtt_hooks::acl,
         devices::list, devices::get, devices::bind, devices::register, devices::approve,
         devices::revoke, devices::unbind, devices::get_policy, devices::put_policy, devices::events,
     ),

@@ -691,7 +691,12 @@ async fn approval_pairing_holds_a_bound_device_until_an_admin_approves() {
     assert_eq!(status, StatusCode::CREATED);
     assert_eq!(bound["status"], "pending_approval");
     assert_eq!(d.activate(s, json!({})).await, StatusCode::ACCEPTED);
-    assert!(d.handshake(s).await.1.get("websocket").is_none());
+    let (_, waiting) = d.handshake(s).await;
+    assert!(waiting.get("websocket").is_none(), "{waiting}");
+    assert_eq!(
+        waiting["activation"]["code"], "",
+        "no new code while it waits: {waiting}"
+    );
     let (status, _) = s
         .post(
             &s.assistant_path(&format!(

@@ -145,6 +145,9 @@ async fn code_kind(state: &AppState, d: &Device) -> ApiResult<CodeKind> {
 
 fn message_for(status: DeviceStatus, code: &str) -> String {
     match status {
+        DeviceStatus::PendingApproval if code.is_empty() => {
+            "Waiting for an administrator to approve this device".into()
+        }
         DeviceStatus::PendingApproval => {
             format!("Waiting for an administrator: approval, or the code {code}")
         }
@@ -271,6 +274,9 @@ pub async fn handshake(
     } else {
         let kind = code_kind(&state, &d).await?;
         let (code, challenge) = new_activation(&state, &d, kind).await?;
+        // A device bound by its code and waiting for approval has no use for a new one.
+        let waiting = d.status == DeviceStatus::PendingApproval && d.bound_at.is_some();
+        let code = if waiting { String::new() } else { code };
         answer.activation = Some(Activation {
             message: message_for(d.status, &code),
             code,

@@ -206,6 +206,7 @@ impl Store {
         audit::AuditLog {
             pool: &self.pool,
             lock: &self.audit_lock,
+            backend: self.backend,
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod routes;
 pub mod sessions;
 pub mod settings;
 pub mod state;
+pub mod ui;
 pub mod validate;
 
 mod layers;

@@ -166,6 +166,33 @@ impl LlmCalls<'_> {
             .await?;
         Ok(n)
     }
+
+    /// The scoped assistant's model calls since `since_ms`: how many, how many failed, and
+    /// in how many conversations (the overview's "today").
+    pub async fn summary_since(&self, scope: &AssistantScope, since_ms: i64) -> Result<Summary> {
+        let (calls, errors, conversations): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(CASE WHEN error IS NULL THEN 0 ELSE 1 END), 0), \
+             COUNT(DISTINCT conversation_id) \
+             FROM llm_calls WHERE assistant_id = $1 AND created_at >= $2",
+        )
+        .bind(scope.assistant_id().to_string())
+        .bind(since_ms)
+        .fetch_one(&self.store.pool)
+        .await?;
+        Ok(Summary {
+            calls,
+            errors,
+            conversations,
+        })
+    }
+}
+
+/// Counts of model calls over a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Summary {
+    pub calls: i64,
+    pub errors: i64,
+    pub conversations: i64,
 }
 
 #[cfg(test)]
@@ -249,6 +276,24 @@ mod tests {
             .await
             .unwrap()
             .is_empty());
+
+        // Since the 4th call: the failed one and the one without a conversation count.
+        let mut failed = call(a.id, Some(kept.id), n + 2);
+        failed.error = Some("provider".into());
+        store.llm_calls().insert_batch(&[failed]).await.unwrap();
+        let since = store
+            .llm_calls()
+            .summary_since(&scope, 1_000 + n - 3)
+            .await
+            .unwrap();
+        assert_eq!(
+            since,
+            Summary {
+                calls: 5,
+                errors: 1,
+                conversations: 1
+            }
+        );
     }
 
     on_both_engines!(batches_span_statements_and_skip_deleted_conversations);

@@ -140,6 +140,7 @@ impl<S: Send + Sync, T: std::str::FromStr> FromRequestParts<S> for ItemParam<T> 
 
 /// The path parameters by name, for routes with more than one item under the tenant (a
 /// message of a conversation); [`PathParams::id`] parses one, a malformed one is a 404.
+#[derive(Clone)]
 pub struct PathParams(std::collections::HashMap<String, String>);
 
 impl PathParams {

@@ -57,7 +57,7 @@ pub struct Api {
 }
 
 impl Api {
-    fn new(state: AppState) -> Self {
+    pub(crate) fn new(state: AppState) -> Self {
         Api {
             state,
             router: Router::new(),
@@ -65,7 +65,13 @@ impl Api {
         }
     }
 
-    fn route<H, T>(mut self, method: Method, path: &'static str, access: Access, handler: H) -> Self
+    pub(crate) fn route<H, T>(
+        mut self,
+        method: Method,
+        path: &'static str,
+        access: Access,
+        handler: H,
+    ) -> Self
     where
         H: Handler<T, AppState>,
         T: 'static,
@@ -658,15 +664,25 @@ fn api(state: AppState) -> Api {
         )
 }
 
-/// The routes, their methods and access rules, in registration order.
+/// The Control UI's pages: routes of the same kind, behind the same gate.
+fn ui(state: AppState) -> Api {
+    crate::ui::register(Api::new(state))
+}
+
+/// The routes, their methods and access rules, in registration order (the API's, then the
+/// Control UI's pages).
 pub fn route_table(state: AppState) -> Vec<RouteSpec> {
-    api(state).table
+    let mut table = api(state.clone()).table;
+    table.extend(ui(state).table);
+    table
 }
 
 /// The router of every route, with the per-route gate; global layers are added by `app`.
 pub fn router(state: AppState) -> Router {
     let api = api(state.clone());
+    let ui = crate::ui::wrap(ui(state.clone()).router, &state);
     api.router
+        .merge(ui)
         .fallback(flow::not_found)
         .method_not_allowed_fallback(flow::method_not_allowed)
         .with_state(state)

@@ -6,6 +6,8 @@
 //! browser did is then checked through the API.
 
 mod common;
+#[path = "support/oidc/mock.rs"]
+mod mock;
 
 use common::chat::Chat;
 use common::device::Device;
@@ -15,8 +17,10 @@ use reqwest::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_FR
 use reqwest::StatusCode;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::Duration;
+
+/// Where the OpenID provider sends the browser back (the browser run forwards it).
+const OAUTH_REDIRECT: &str = "http://localhost/api/v1/auth/oauth/mock/callback";
 
 /// The pages of an assistant: path under `/ui/assistants/{id}`, navigation label, and the
 /// capability the page needs (none: any member).
@@ -268,7 +272,18 @@ async fn the_control_ui_in_chromium() {
         support.join("node_modules/playwright-core").exists(),
         "playwright-core is missing: npm ci in tests/support/ui (.ci/run does)"
     );
-    let c = Chat::start(Backend::Sqlite, "You help.").await;
+    // The OpenID provider the member signs in with. It redirects to the callback at
+    // `localhost`, which the browser run answers with a redirect to the server's real
+    // address: a sign-in that crosses sites, as one through a real provider does.
+    let idp = mock::MockIdp::start(&[OAUTH_REDIRECT]);
+    let oauth = format!(
+        "[[oauth_providers]]\nname = \"mock\"\nkind = \"oidc\"\nissuer = \"{}\"\n\
+         client_id = \"{}\"\nclient_secret = \"{}\"\nredirect_uri = \"{OAUTH_REDIRECT}\"\n",
+        idp.issuer,
+        mock::CLIENT_ID,
+        mock::CLIENT_SECRET
+    );
+    let c = Chat::start_configured(Backend::Sqlite, "You help.", &oauth, Vec::new()).await;
     let s = &c.s;
     // Slow enough that the answer visibly arrives in parts.
     c.fake.set_token_delay(Duration::from_millis(40));
@@ -281,6 +296,10 @@ async fn the_control_ui_in_chromium() {
     let totp = enrol_totp(s, &mfa_token).await;
     let next_step = now() + 30;
     let mfa_code = bastion_auth::totp::code_at(&totp, next_step).expect("a code");
+    idp.set_identity(
+        serde_json::json!({"sub": "member-at-idp", "email": member, "email_verified": true}),
+    )
+    .await;
     let mut device = Device::new();
     let (status, ota) = device.handshake(s).await;
     assert_eq!(status, StatusCode::OK, "{ota}");
@@ -290,7 +309,7 @@ async fn the_control_ui_in_chromium() {
         .to_string();
 
     let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("ui-screenshots");
-    let out = Command::new("node")
+    let browser = tokio::process::Command::new("node")
         .arg(support.join("e2e.mjs"))
         .current_dir(&support)
         .env("UI_BASE_URL", s.url(""))
@@ -305,8 +324,34 @@ async fn the_control_ui_in_chromium() {
         .env("UI_PROVIDER_SECRET", &c.secret)
         .env("UI_SCREENSHOTS", &shots)
         .env("UI_CHROMIUM", &chromium)
-        .output()
-        .expect("node runs");
+        .env("UI_OAUTH_REDIRECT", OAUTH_REDIRECT)
+        .kill_on_drop(true)
+        .output();
+    // Once the browser has bound the device, the device connects: the devices page shows
+    // it online without being reloaded. Its channel stays open until the run ends.
+    let device_comes_online = async {
+        let path = format!("/api/v1/assistants/{}/devices", s.tenant.assistant_id);
+        for _ in 0..600 {
+            let (_, list) = s.get(&path, &c.owner).await;
+            if list[0]["status"] == "bound" {
+                let (status, creds) = device.handshake(s).await;
+                assert_eq!(status, StatusCode::OK, "{creds}");
+                let url = creds["websocket"]["url"].as_str().expect("url").to_string();
+                let token = creds["websocket"]["token"]
+                    .as_str()
+                    .expect("token")
+                    .to_string();
+                let mut channel = device.connect(&url, &token).await.expect("channel");
+                channel.hello().await;
+                return Some(channel);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        None
+    };
+    let (out, channel) = tokio::join!(browser, device_comes_online);
+    let out = out.expect("node runs");
+    assert!(channel.is_some(), "the browser never bound the device");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let report: Value = stdout

@@ -27,6 +27,7 @@ const DEVICE_CODE = env("UI_DEVICE_CODE");
 const PROVIDER_SECRET = env("UI_PROVIDER_SECRET");
 const MFA_USER = env("UI_MFA_EMAIL");
 const MFA_CODE = env("UI_MFA_CODE");
+const OAUTH_REDIRECT = env("UI_OAUTH_REDIRECT");
 const SHOTS = env("UI_SCREENSHOTS");
 const CHROMIUM = process.env.UI_CHROMIUM || "/usr/bin/chromium";
 
@@ -210,7 +211,24 @@ try {
   await Promise.all([page.waitForNavigation(), page.click("[data-preview] button")]);
   await page.waitForSelector("tr[data-device-id]");
   results.device_status = (await page.textContent("tr[data-device-id] [data-field=status]")).trim();
+  // The device connects now (the Rust side sees it bound): the row turns online by itself.
+  await page.evaluate(() => (window.__notReloaded = true));
+  await page.waitForFunction(
+    () => document.querySelector("tr[data-device-id] [data-field=online]").textContent === "online",
+    null,
+    { timeout: 30000 }
+  );
+  results.device_online_live = await page.evaluate(() => window.__notReloaded === true);
   await shot(page, "devices");
+
+  // A custom role, created and then offered for members.
+  await page.goto(`${A}/members`);
+  await page.fill("#role-form #f-name", "support-desk");
+  await page.check("#role-form input[value='chat']");
+  await page.check("#role-form input[value='feedback.read']");
+  await Promise.all([page.waitForNavigation(), page.click("#role-form button[type=submit]")]);
+  await page.waitForSelector("td:has-text('support-desk')");
+  check((await page.$$("#invite-form option[value='support-desk']")).length === 1, "the new role is offered");
 
   for (const [path, name, text] of [
     ["/members", "members", "Invite"],
@@ -242,11 +260,13 @@ try {
 
   // On a phone.
   await page.setViewportSize({ width: 390, height: 844 });
-  for (const [path, name] of [["/chat", "phone-chat"], ["/devices", "phone-devices"]]) {
+  // Every page fits a phone's width (wide tables scroll inside their own box).
+  for (const path of ["", "/chat", "/conversations", "/members", "/api-keys", "/tools", "/mcp-servers",
+    "/approvals", "/devices", "/settings"]) {
     await page.goto(`${A}${path}`);
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
-    check(overflow <= 0, `${name}: the page is ${overflow}px wider than a phone`);
-    await shot(page, name);
+    check(overflow <= 0, `${path || "overview"}: the page is ${overflow}px wider than a phone`);
+    if (path === "/chat" || path === "/devices") await shot(page, `phone${path.replace("/", "-")}`);
   }
 
   await Promise.all([page.waitForURL(`${BASE}/ui/login`), page.click("button[data-sign-out]")]);
@@ -258,9 +278,18 @@ try {
   const member = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const m = await member.newPage();
   await watch(m, "member");
+  // With the OAuth button: the provider sends the browser to the callback at localhost,
+  // forwarded here to the server; the session's SameSite=Strict cookies are not sent on the
+  // last redirect of a chain that crossed sites, so the page resumes the session itself.
+  await m.route(`${OAUTH_REDIRECT}**`, (route) => {
+    const u = new URL(route.request().url());
+    return route.fulfill({ status: 302, headers: { location: `${BASE}${u.pathname}${u.search}` } });
+  });
   await signIn(m, MEMBER);
-  await m.click("#password-form button[type=submit]");
+  await m.click("a.button:has-text('Sign in with mock')");
   await m.waitForSelector("text=Your assistants");
+  check((await m.textContent("ul.cards")).includes("member"), "the member's assistants are listed");
+  results.oauth_signed_in = true;
   await m.goto(A);
   await m.waitForSelector("nav.side");
   const memberLinks = await m.$$eval("nav.side a", (as) => as.map((a) => a.textContent.trim()));

@@ -5,8 +5,8 @@
 use super::widgets;
 use crate::error::ApiResult;
 use crate::flow::{Caller, InAssistant};
-use axum::extract::FromRequestParts;
 use crate::state::AppState;
+use axum::extract::FromRequestParts;
 use bastion_core::{Access, AssistantId, Capability as C, CapabilitySet, WorkspaceId};
 use maud::{html, Markup};
 

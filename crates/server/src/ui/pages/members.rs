@@ -7,7 +7,7 @@ use crate::ui::frame::AssistantPage;
 use crate::ui::{widgets, Page};
 use axum::extract::State;
 use axum::Json;
-use bastion_core::Role;
+use bastion_core::{Capability, Role};
 use maud::html;
 
 /// `GET /ui/assistants/{assistant_id}/members`.
@@ -67,6 +67,19 @@ pub async fn get(AssistantPage { state, at, frame }: AssistantPage) -> ApiResult
             } }
         })
         .collect();
+    let held = at.scope.holding().capabilities;
+    let custom_rows = custom
+        .iter()
+        .map(widgets::json)
+        .map(|r| {
+            let path = format!("{base}/roles/{}", widgets::text(&r, "id"));
+            html! { tr {
+                td { (widgets::text(&r, "name")) }
+                td { (widgets::text(&r, "capabilities")) }
+                td { (widgets::action("Delete", "DELETE", &path, None, "Delete this role?")) }
+            } }
+        })
+        .collect();
     let content = html! {
         (widgets::table("Members", &["Email", "Role", "Since", ""], rows, "No members."))
         h2 { "Invite" }
@@ -79,6 +92,19 @@ pub async fn get(AssistantPage { state, at, frame }: AssistantPage) -> ApiResult
         }
         h2 { "Open invitations" }
         (widgets::table("Open invitations", &["Email", "Role", "Expires", ""], invites, "No open invitations."))
+        h2 { "Custom roles" }
+        (widgets::table("Custom roles of this assistant", &["Name", "Capabilities", ""], custom_rows, "No custom roles."))
+        form #role-form data-api=(format!("{base}/roles")) data-method="POST" data-done="reload" {
+            (widgets::field("Name (a-z, 0-9, - and _)", "name", "text", true, ""))
+            fieldset {
+                legend { "Capabilities (only those you hold)" }
+                @for cap in Capability::ALL.iter().filter(|c| held.contains(**c)) {
+                    label.check { input type="checkbox" name="capabilities" value=(cap.as_str()) data-kind="list"; (cap.as_str()) }
+                }
+            }
+            button type="submit" { "Create role" }
+            (widgets::outcome())
+        }
     };
     Ok(Page(frame.page("Members and roles", "Members", content)))
 }

@@ -155,6 +155,12 @@ impl Server {
             .collect()
     }
 
+    /// The server's process id (to send it a signal).
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn logs(&self) -> Vec<String> {
         self.log.lock().unwrap().clone()
     }

@@ -1,7 +1,7 @@
-//! The `bastion` command line: `serve`, `init`, `users`, `sessions`, `audit`, `routes`. Each
-//! command that touches the store takes `--config` and `--data-dir`; settings come from the
-//! TOML file, then `BASTION_*` environment variables, then flags, each overriding the one
-//! before.
+//! The `bastion` command line: `serve`, `init`, `users`, `sessions`, `audit`, `vault`,
+//! `routes`, `certs`. Each command that touches the store takes `--config` and
+//! `--data-dir`; settings come from the TOML file, then `BASTION_*` environment variables,
+//! then flags, each overriding the one before.
 
 mod commands;
 mod config;
@@ -56,6 +56,9 @@ touched.\n\n\
 Examples:\n  bastion routes\n  bastion routes --json | jq '.[] | select(.access == \"public\")'"
     )]
     Routes(commands::routes::RoutesArgs),
+    /// TLS certificates: a self-signed pair for trying bastion's own TLS locally.
+    #[command(subcommand)]
+    Certs(commands::certs::CertsCommand),
 }
 
 /// Runs the command line and turns any error into a message and exit code 1.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
             Command::Audit(cmd) => commands::audit::run(cmd).await,
             Command::Vault(cmd) => commands::vault::run(cmd).await,
             Command::Routes(args) => commands::routes::run(args).await,
+            Command::Certs(cmd) => commands::certs::run(cmd).await,
         }
     });
     match result {

@@ -38,6 +38,13 @@ pub fn wrap(router: Router, settings: &Settings) -> Router {
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-store"),
             ))
+            // Served over bastion's own TLS: browsers keep to HTTPS for two years.
+            .option_layer(settings.serves_tls().then(|| {
+                SetResponseHeaderLayer::overriding(
+                    header::STRICT_TRANSPORT_SECURITY,
+                    HeaderValue::from_static("max-age=63072000"),
+                )
+            }))
             .layer(middleware::from_fn(
                 move |req: Request, next: Next| async move {
                     match tokio::time::timeout(timeout, next.run(req)).await {

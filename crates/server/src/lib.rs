@@ -16,6 +16,7 @@ pub mod routes;
 pub mod sessions;
 pub mod settings;
 pub mod state;
+pub mod tls;
 pub mod ui;
 pub mod validate;
 
@@ -107,6 +108,20 @@ pub async fn serve(
         ),
         Err(e) => tracing::error!(error = %e, "could not mark interrupted answers"),
     }
+    // bastion's own TLS: one certificate for every listener, reloaded in place.
+    let tls = match (&state.settings.tls_cert_file, &state.settings.tls_key_file) {
+        (Some(cert), Some(key)) => {
+            let certs = tls::Certificates::open(cert, key).map_err(std::io::Error::other)?;
+            let every = std::time::Duration::from_secs(state.settings.tls_reload_check_secs);
+            let watcher = tokio::spawn(certs.clone().watch(every));
+            let min = state.settings.tls_min_version;
+            let http = tls::server_config(certs.clone(), min, &[b"http/1.1"])
+                .map_err(std::io::Error::other)?;
+            let mqtt = tls::server_config(certs, min, &[b"mqtt"]).map_err(std::io::Error::other)?;
+            Some((http, mqtt, watcher))
+        }
+        _ => None,
+    };
     let mqtt = match state.settings.mqtt_bind {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
@@ -115,7 +130,12 @@ pub async fn serve(
             let bound = listener.local_addr()?;
             let _ = state.devices.mqtt_addr.set(bound);
             tracing::info!(addr = %bound, "MQTT endpoint for devices listening");
-            Some(tokio::spawn(devices::mqtt::serve(listener, state.clone())))
+            let tls = tls.as_ref().map(|(_, mqtt, _)| mqtt.clone());
+            Some(tokio::spawn(devices::mqtt::serve(
+                listener,
+                state.clone(),
+                tls,
+            )))
         }
         None => None,
     };
@@ -143,19 +163,33 @@ pub async fn serve(
         }
     }
     let app = app(state.clone());
-    // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm holds
-    // each one until the client's delayed ACK (~40 ms on Linux) comes back.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "could not set TCP_NODELAY");
+    match &tls {
+        Some((http, _, _)) => {
+            let listener = tls::TlsListener::new(listener, http.clone())?;
+            let app = app
+                .layer(axum::middleware::map_request(tls::peer_address))
+                .into_make_service_with_connect_info::<tls::Peer>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
         }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+        None => {
+            // Streamed answers are many small writes: without TCP_NODELAY, Nagle's algorithm
+            // holds each one until the client's delayed ACK (~40 ms on Linux) comes back.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                if let Err(e) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %e, "could not set TCP_NODELAY");
+                }
+            });
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?;
+        }
+    }
+    if let Some((_, _, watcher)) = tls {
+        watcher.abort();
+    }
     if let Some(mqtt) = mqtt {
         mqtt.abort();
     }

@@ -25,6 +25,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// The oldest TLS version bastion's listeners accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[default]
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
 /// A local MCP server the operator allows (see `Settings::mcp_stdio_servers`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -161,6 +171,16 @@ pub struct Settings {
     /// The `host:port` devices are told to reach the MQTT endpoint at (behind a proxy, say);
     /// by default the handshake's own host with `mqtt_bind`'s port.
     pub mqtt_public_endpoint: Option<String>,
+    /// A PEM certificate chain: with `tls_key_file`, bastion serves HTTPS (and WSS) on
+    /// `bind` and MQTT over TLS on `mqtt_bind` itself, and may then bind a public address.
+    /// Both files are read again on SIGHUP and when they change.
+    pub tls_cert_file: Option<PathBuf>,
+    /// The PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
+    /// The oldest TLS version accepted: "1.3" (the default) or "1.2".
+    pub tls_min_version: TlsVersion,
+    /// How often the certificate files are checked for a change, in seconds.
+    pub tls_reload_check_secs: u64,
 }
 
 impl Default for Settings {
@@ -217,6 +237,10 @@ impl Default for Settings {
             mqtt_bind: None,
             mqtt_public_endpoint: None,
             mqtt_hook_secret: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_min_version: TlsVersion::V1_3,
+            tls_reload_check_secs: 10,
         }
     }
 }
@@ -262,6 +286,11 @@ impl Settings {
             table.set(model, price.clone());
         }
         table
+    }
+
+    /// Whether bastion terminates TLS itself (a certificate and key are configured).
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert_file.is_some() && self.tls_key_file.is_some()
     }
 
     /// Whether the bind address is reachable from other machines.
@@ -452,21 +481,36 @@ impl Settings {
                 ));
             }
         }
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(_), None) => {
+                return Err(bad("tls_key_file", "is needed with tls_cert_file"));
+            }
+            (None, Some(_)) => {
+                return Err(bad("tls_cert_file", "is needed with tls_key_file"));
+            }
+            _ => {}
+        }
+        if !(1..=3600).contains(&self.tls_reload_check_secs) {
+            return Err(bad("tls_reload_check_secs", "must be between 1 and 3600"));
+        }
         tracing_filter_ok(&self.log_level).map_err(|e| bad("log_level", e))?;
         self.validate_oauth()?;
         Ok(())
     }
 
-    /// Refuses to serve plain HTTP on an address other machines can reach, unless a
-    /// TLS-terminating proxy is declared.
+    /// Refuses to serve plain HTTP or MQTT on an address other machines can reach, unless
+    /// bastion serves TLS itself or a TLS-terminating proxy is declared.
     pub fn check_bind(&self) -> Result<(), SettingsError> {
+        if self.serves_tls() {
+            return Ok(());
+        }
         let public_mqtt = self.mqtt_bind.is_some_and(|a| !a.ip().is_loopback());
         if public_mqtt && self.trusted_proxies.is_empty() {
             return Err(bad(
                 "mqtt_bind",
                 "is reachable from other machines, and bastion does not serve plain MQTT there: \
-                 device tokens would cross the network in clear. Keep it on loopback behind a \
-                 TLS-terminating proxy declared in trusted_proxies.",
+                 device tokens would cross the network in clear. Set tls_cert_file and tls_key_file, \
+                 or keep it on loopback behind a TLS-terminating proxy declared in trusted_proxies.",
             ));
         }
         if self.is_public_bind() && self.trusted_proxies.is_empty() {
@@ -474,8 +518,9 @@ impl Settings {
                 "bind",
                 format!(
                     "{} is reachable from other machines, and bastion does not serve plain HTTP there: \
-                     passwords and tokens would cross the network in clear. Bind to 127.0.0.1 and put a \
-                     TLS-terminating reverse proxy in front, declaring it with trusted_proxies = [\"10.0.0.5/32\"] \
+                     passwords and tokens would cross the network in clear. Set tls_cert_file and \
+                     tls_key_file (`bastion certs self-signed` makes a pair for trying it), or bind to \
+                     127.0.0.1 and put a TLS-terminating reverse proxy in front, declaring it with trusted_proxies = [\"10.0.0.5/32\"] \
                      (or BASTION_TRUSTED_PROXIES), or keep the loopback default.",
                     self.bind
                 ),
@@ -550,6 +595,20 @@ mod tests {
             ..s
         };
         behind_proxy.check_bind().unwrap();
+        let own_tls = Settings {
+            tls_cert_file: Some("cert.pem".into()),
+            tls_key_file: Some("key.pem".into()),
+            mqtt_bind: Some("0.0.0.0:8883".parse().unwrap()),
+            trusted_proxies: Vec::new(),
+            ..behind_proxy
+        };
+        own_tls.validate().unwrap();
+        own_tls.check_bind().unwrap();
+        let half = Settings {
+            tls_key_file: None,
+            ..own_tls
+        };
+        assert_eq!(half.validate().unwrap_err().key, "tls_key_file");
     }
 
     #[test]

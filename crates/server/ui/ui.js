@@ -367,7 +367,8 @@
   function followDevices(root) {
     const events = root.dataset.deviceEvents;
     const base = root.dataset.deviceBase;
-    let after = 0;
+    // The page was rendered from the devices as they were at this event: follow from it.
+    let after = Number(root.dataset.deviceCursor || 0);
     const loop = async () => {
       for (;;) {
         let res;
@@ -379,6 +380,10 @@
         }
         if (!res.ok) return;
         const page = await res.json();
+        if (page.gap) {
+          // More happened than the server keeps: show the devices as they are now.
+          if (!document.activeElement || document.activeElement === document.body) return reloadPage();
+        }
         after = page.cursor;
         for (const e of page.events || []) await refreshDevice(e.device_id);
       }
@@ -402,15 +407,7 @@
       set("last_seen_at", (d.last_seen_at || "").slice(0, 16).replace("T", " "));
       set("last_ip", d.last_ip || "");
     };
-    // The first answer only gives the current cursor; nothing before it is replayed.
-    call("GET", events + "?wait_secs=0")
-      .then((r) => (r.ok ? r.json() : null))
-      .then((p) => {
-        if (p) {
-          after = p.cursor;
-          loop();
-        }
-      });
+    loop();
   }
 
   function start() {

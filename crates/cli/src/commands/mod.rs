@@ -1,6 +1,7 @@
 //! One module per subcommand, plus what they share.
 
 pub mod audit;
+pub mod certs;
 pub mod init;
 pub mod routes;
 pub mod serve;

@@ -15,8 +15,8 @@ use tracing_subscriber::{EnvFilter, Layer};
 pub struct ServeArgs {
     #[command(flatten)]
     store: StoreArgs,
-    /// Address to listen on [default: 127.0.0.1:8080]. Anything but loopback needs a
-    /// TLS-terminating proxy declared in trusted_proxies.
+    /// Address to listen on [default: 127.0.0.1:8080]. Anything but loopback needs TLS:
+    /// bastion's own (tls_cert_file, tls_key_file) or a proxy declared in trusted_proxies.
     #[arg(long, value_name = "HOST:PORT")]
     bind: Option<String>,
     /// Assistants answer at {slug}.DOMAIN.
@@ -78,7 +78,12 @@ async fn serve(settings: bastion_server::Settings) -> anyhow::Result<ExitCode> {
     let addr = listener.local_addr()?;
     tracing::info!(%addr, backend = ?store.backend(), signup = ?settings.signup, "bastion listening");
     // Printed for people and scripts (tests read it to learn the port of --bind 127.0.0.1:0).
-    println!("bastion listening on http://{addr}");
+    let scheme = if settings.serves_tls() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("bastion listening on {scheme}://{addr}");
     bastion_server::serve(
         listener,
         store,

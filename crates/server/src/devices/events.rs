@@ -57,6 +57,16 @@ impl DeviceEvents {
         self.changed.notify_waiters();
     }
 
+    /// The sequence number of the latest event (0 before any): a page that reads the
+    /// devices after taking it and then follows from it misses no change.
+    pub fn cursor(&self) -> u64 {
+        self.kept
+            .lock()
+            .ok()
+            .and_then(|k| k.back().map(|e| e.seq))
+            .unwrap_or(0)
+    }
+
     /// `assistant`'s events after `after`, right away.
     pub fn since(&self, assistant: AssistantId, after: u64) -> Page {
         let Ok(kept) = self.kept.lock() else {

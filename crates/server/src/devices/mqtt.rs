@@ -15,7 +15,7 @@ use bastion_devices::secret;
 use bastion_store::devices::Device;
 use bastion_store::AssistantScope;
 use std::net::SocketAddr;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 /// The topics of `device`.
@@ -31,13 +31,31 @@ pub fn client_id(device: &Device) -> String {
     format!("bastion-{}", device.id)
 }
 
-/// Accepts device connections on `listener` until the task is dropped.
-pub async fn serve(listener: TcpListener, state: AppState) {
+/// Accepts device connections on `listener` until the task is dropped; over TLS when
+/// `tls` is given (the handshake in the connection's own task).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    tls: Option<std::sync::Arc<rustls::ServerConfig>>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(connection(stream, peer, state.clone()));
+                let state = state.clone();
+                match acceptor.clone() {
+                    None => {
+                        tokio::spawn(connection(stream, peer, state));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Some(tls) = crate::tls::handshake(&acceptor, stream).await {
+                                Box::pin(connection(tls, peer, state)).await;
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 // Out of descriptors, most likely: wait instead of spinning.
@@ -112,7 +130,10 @@ async fn authenticate(
     }
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, state: AppState) {
+async fn connection<IO>(stream: IO, peer: SocketAddr, state: AppState)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let limits = Limits::default();
     // The one-off steps are boxed so that the long-lived task is only as large as its
     // session loop.
@@ -129,6 +150,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, state: AppState) {
         user_agent: "mqtt".into(),
         method: axum::http::Method::POST,
         route: "mqtt".into(),
+        secure: state.settings.serves_tls(),
     };
     let open = Box::pin(session::opened(&state, &device, &meta)).await;
     let (out, mut down) = mpsc::channel::<String>(64);

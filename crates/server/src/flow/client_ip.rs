@@ -31,6 +31,22 @@ pub fn client_ip(trusted: &[IpNet], req: &Request) -> Option<IpAddr> {
     )
 }
 
+/// Whether a trusted proxy in front says the client came over HTTPS. The header of any
+/// other peer is not believed.
+pub fn forwarded_https(trusted: &[IpNet], req: &Request) -> bool {
+    let peer_trusted = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .is_some_and(|c| trusted.iter().any(|net| net.contains(&c.0.ip())));
+    peer_trusted
+        && req
+            .headers()
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("https"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -45,6 +61,34 @@ mod tests {
         r.extensions_mut()
             .insert(ConnectInfo(peer.parse::<SocketAddr>().unwrap()));
         r
+    }
+
+    #[test]
+    fn forwarded_proto_is_believed_only_from_a_trusted_peer() {
+        let trusted = vec!["10.0.0.0/8".parse().unwrap()];
+        let with_proto = |peer: &str, proto: &str| {
+            let mut r = req(peer, None);
+            r.headers_mut()
+                .insert("x-forwarded-proto", proto.parse().unwrap());
+            r
+        };
+        assert!(!forwarded_https(
+            &trusted,
+            &with_proto("203.0.113.9:1", "https")
+        ));
+        assert!(forwarded_https(
+            &trusted,
+            &with_proto("10.0.0.5:1", "https")
+        ));
+        assert!(forwarded_https(
+            &trusted,
+            &with_proto("10.0.0.5:1", "HTTPS, http")
+        ));
+        assert!(!forwarded_https(
+            &trusted,
+            &with_proto("10.0.0.5:1", "http")
+        ));
+        assert!(!forwarded_https(&trusted, &req("10.0.0.5:1", None)));
     }
 
     #[test]

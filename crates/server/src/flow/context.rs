@@ -92,6 +92,9 @@ pub struct Meta {
     pub method: axum::http::Method,
     /// The matched route template (`/api/v1/assistants/{assistant_id}/…`).
     pub route: String,
+    /// The client reached bastion over TLS: bastion's own, or a trusted proxy's that says
+    /// so in `X-Forwarded-Proto`.
+    pub secure: bool,
 }
 
 impl Meta {

@@ -57,6 +57,8 @@ async fn pass(
     }
     let meta = Meta {
         ip: client_ip::client_ip(&state.settings.trusted_proxies, &req),
+        secure: state.settings.serves_tls()
+            || client_ip::forwarded_https(&state.settings.trusted_proxies, &req),
         user_agent: user_agent(req.headers()),
         method: req.method().clone(),
         route: req

@@ -104,7 +104,11 @@ pub async fn issue(
     Ok((
         StatusCode::CREATED,
         Json(EndpointIssued {
-            url: crate::routes::views::ws_url(&headers, &format!("/mcp/ws?token={token}")),
+            url: crate::routes::views::ws_url(
+                &headers,
+                meta.secure,
+                &format!("/mcp/ws?token={token}"),
+            ),
             token,
             expires_at: rfc3339(e.expires_at),
         }),

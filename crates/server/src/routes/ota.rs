@@ -267,7 +267,7 @@ pub async fn handshake(
             });
         }
         answer.websocket = Some(WebsocketSection {
-            url: crate::routes::views::ws_url(&headers, "/device/ws"),
+            url: crate::routes::views::ws_url(&headers, meta.secure, "/device/ws"),
             token,
             version: 1,
         });

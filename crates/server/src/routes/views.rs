@@ -369,15 +369,11 @@ impl From<&bastion_store::roles::CustomRole> for CustomRoleView {
 }
 
 /// The WebSocket URL of `path` on this request's own host, over `ws` or `wss` as it came.
-pub fn ws_url(headers: &axum::http::HeaderMap, path: &str) -> String {
+pub fn ws_url(headers: &axum::http::HeaderMap, secure: bool, path: &str) -> String {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .unwrap_or("localhost");
-    let secure = headers
-        .get("x-forwarded-proto")
-        .and_then(|h| h.to_str().ok())
-        == Some("https");
     let scheme = if secure { "wss" } else { "ws" };
     format!("{scheme}://{host}{path}")
 }

@@ -12,6 +12,8 @@ use maud::html;
 
 /// `GET /ui/assistants/{assistant_id}/devices`.
 pub async fn get(AssistantPage { state, at, frame }: AssistantPage) -> ApiResult<Page> {
+    // Taken before the list is read, so the script following from it misses no change.
+    let cursor = state.devices.events.cursor();
     let Json(list) = devices::list(State(state.clone()), at.clone()).await?;
     let Json(policy) = devices::get_policy(State(state.clone()), at.clone()).await?;
     let policy = widgets::json(&policy);
@@ -60,7 +62,7 @@ pub async fn get(AssistantPage { state, at, frame }: AssistantPage) -> ApiResult
             }
         }
         h2 { "Devices" }
-        div data-device-events=(format!("{base}/events")) data-device-base=(base) {
+        div data-device-events=(format!("{base}/events")) data-device-base=(base) data-device-cursor=(cursor) {
             (widgets::table("Devices of this assistant", &["MAC", "Board", "Status", "Channel", "Last seen", "Address", ""], rows, "No devices yet."))
         }
         h2 { "Pairing policy" }

@@ -313,6 +313,20 @@ async fn a_changed_certificate_file_is_picked_up() {
     assert_eq!(seen, "subject=CN=changed.test");
 }
 
+/// A publish with credentials no device has.
+const WRONG_DEVICE: [&str; 10] = [
+    "-u",
+    "nobody",
+    "-P",
+    "bdt_wrong",
+    "-i",
+    "bastion-x",
+    "-t",
+    "t",
+    "-m",
+    "m",
+];
+
 /// The devices' MQTT endpoint over the same TLS: a real client gets MQTT's own refusal of
 /// bad credentials through it; a plain connection gets nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -327,18 +341,7 @@ async fn the_mqtt_endpoint_speaks_tls() {
     let out = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string(), "--cafile"])
         .arg(t.cert())
-        .args([
-            "-u",
-            "nobody",
-            "-P",
-            "bdt_wrong",
-            "-i",
-            "bastion-x",
-            "-t",
-            "t",
-            "-m",
-            "m",
-        ])
+        .args(WRONG_DEVICE)
         .args(["--tls-version", "tlsv1.3"])
         .output()
         .expect("mosquitto_pub");
@@ -351,18 +354,7 @@ async fn the_mqtt_endpoint_speaks_tls() {
     assert!(said.to_lowercase().contains("not authori"), "{said}");
     let plain = Command::new("mosquitto_pub")
         .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-        .args([
-            "-u",
-            "nobody",
-            "-P",
-            "bdt_wrong",
-            "-i",
-            "bastion-x",
-            "-t",
-            "t",
-            "-m",
-            "m",
-        ])
+        .args(WRONG_DEVICE)
         .output()
         .expect("mosquitto_pub");
     let said = String::from_utf8_lossy(&plain.stderr).to_lowercase();

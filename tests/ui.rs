@@ -410,6 +410,18 @@ async fn the_control_ui_in_chromium() {
         r["mfa_signed_in"], true,
         "the TOTP step was passed in the browser"
     );
+    // The tool added in the page, with the rule chosen there, and turned off there.
+    let (_, tools) = s
+        .get(&format!("/api/v1/assistants/{a}/tools"), &c.owner)
+        .await;
+    let tool = &tools.as_array().expect("tools")[0];
+    assert_eq!(tool["name"], "web_page", "{tool}");
+    assert_eq!(tool["approval"]["rule"], "always", "{tool}");
+    assert_eq!(
+        tool["allowed_roles"],
+        serde_json::json!(["editor", "member"])
+    );
+    assert_eq!(tool["enabled"], false, "turned off in the page");
     // The member was refused every admin page.
     for (path, status) in r["member_refused"].as_object().unwrap() {
         assert!(status == 403 || status == 404, "{path}: {status}");

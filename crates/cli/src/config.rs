@@ -21,6 +21,7 @@ const KEYS: &[&str] = &[
     "tls_key_file",
     "tls_min_version",
     "tls_reload_check_secs",
+    "cors_allowed_origins",
     "activation_code_ttl_secs",
     "activation_failures_user_hour",
     "activation_failures_user_day",

@@ -1,5 +1,5 @@
 //! The `bastion` command line: `serve`, `init`, `users`, `sessions`, `audit`, `vault`,
-//! `routes`, `certs`. Each command that touches the store takes `--config` and
+//! `routes`, `certs`, `security`. Each command that touches the store takes `--config` and
 //! `--data-dir`; settings come from the TOML file, then `BASTION_*` environment variables,
 //! then flags, each overriding the one before.
 
@@ -56,6 +56,10 @@ touched.\n\n\
 Examples:\n  bastion routes\n  bastion routes --json | jq '.[] | select(.access == \"public\")'"
     )]
     Routes(commands::routes::RoutesArgs),
+    /// Audit this deployment's security: settings, key files, every tenant's setup, the
+    /// running instance.
+    #[command(subcommand)]
+    Security(commands::security::SecurityCommand),
     /// TLS certificates: a self-signed pair for trying bastion's own TLS locally.
     #[command(subcommand)]
     Certs(commands::certs::CertsCommand),
@@ -84,6 +88,7 @@ pub fn main() -> ExitCode {
             Command::Vault(cmd) => commands::vault::run(cmd).await,
             Command::Routes(args) => commands::routes::run(args).await,
             Command::Certs(cmd) => commands::certs::run(cmd).await,
+            Command::Security(cmd) => commands::security::run(cmd).await,
         }
     });
     match result {

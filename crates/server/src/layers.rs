@@ -38,6 +38,17 @@ pub fn wrap(router: Router, settings: &Settings) -> Router {
                 header::CACHE_CONTROL,
                 HeaderValue::from_static("no-store"),
             ))
+            // An API answer is data, never a page: nothing in it may run or be framed. The
+            // Control UI's pages set their own, stricter-than-default policy.
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::CONTENT_SECURITY_POLICY,
+                HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+            ))
+            .layer(SetResponseHeaderLayer::if_not_present(
+                header::X_FRAME_OPTIONS,
+                HeaderValue::from_static("DENY"),
+            ))
+            .option_layer(cors(settings))
             // Served over bastion's own TLS: browsers keep to HTTPS for two years.
             .option_layer(settings.serves_tls().then(|| {
                 SetResponseHeaderLayer::overriding(
@@ -54,6 +65,33 @@ pub fn wrap(router: Router, settings: &Settings) -> Router {
                 },
             ))
             .layer(DefaultBodyLimit::max(settings.max_body_bytes)),
+    )
+}
+
+/// Cross-origin reads are off unless `cors_allowed_origins` names the origins (a web app
+/// on another site calling the API with bearer tokens); never with credentials, so a
+/// session cookie is not usable from another site.
+fn cors(settings: &Settings) -> Option<tower_http::cors::CorsLayer> {
+    if settings.cors_allowed_origins.is_empty() {
+        return None;
+    }
+    let origins: Vec<HeaderValue> = settings
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    Some(
+        tower_http::cors::CorsLayer::new()
+            .allow_origin(origins)
+            .allow_methods([
+                axum::http::Method::GET,
+                axum::http::Method::POST,
+                axum::http::Method::PUT,
+                axum::http::Method::PATCH,
+                axum::http::Method::DELETE,
+            ])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
     )
 }
 

@@ -181,6 +181,9 @@ pub struct Settings {
     pub tls_min_version: TlsVersion,
     /// How often the certificate files are checked for a change, in seconds.
     pub tls_reload_check_secs: u64,
+    /// Origins (`https://app.example.com`) whose pages may call the API across sites with
+    /// bearer tokens; empty (the default), browsers refuse cross-origin reads.
+    pub cors_allowed_origins: Vec<String>,
 }
 
 impl Default for Settings {
@@ -241,6 +244,7 @@ impl Default for Settings {
             tls_key_file: None,
             tls_min_version: TlsVersion::V1_3,
             tls_reload_check_secs: 10,
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -489,6 +493,19 @@ impl Settings {
                 return Err(bad("tls_cert_file", "is needed with tls_key_file"));
             }
             _ => {}
+        }
+        for origin in &self.cors_allowed_origins {
+            let ok = url::Url::parse(origin).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https")
+                    && u.host().is_some()
+                    && u.origin().ascii_serialization() == *origin
+            });
+            if !ok {
+                return Err(bad(
+                    "cors_allowed_origins",
+                    format!("{origin:?} is not an origin such as https://app.example.com (scheme, host and port only)"),
+                ));
+            }
         }
         if !(1..=3600).contains(&self.tls_reload_check_secs) {
             return Err(bad("tls_reload_check_secs", "must be between 1 and 3600"));

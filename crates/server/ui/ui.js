@@ -96,6 +96,7 @@
       const value = el.value;
       if (value === "" && !("keepEmpty" in el.dataset)) continue;
       if (kind === "number") body[el.name] = Number(value);
+      else if (kind === "json") body[el.name] = JSON.parse(value);
       else if (kind === "lines")
         body[el.name] = value.split("\n").map((s) => s.trim()).filter(Boolean);
       else body[el.name] = value;

@@ -26,6 +26,7 @@ pub mod ownership;
 pub mod provider_keys;
 pub mod roles;
 pub mod scope;
+pub mod security;
 pub mod sessions;
 pub mod tools;
 pub mod usage;
@@ -201,6 +202,9 @@ impl Store {
     }
     pub fn tools(&self) -> tools::Tools<'_> {
         tools::Tools { pool: &self.pool }
+    }
+    pub fn security(&self) -> security::Security<'_> {
+        security::Security { store: self }
     }
     pub fn audit(&self) -> audit::AuditLog<'_> {
         audit::AuditLog {

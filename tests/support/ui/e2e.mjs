@@ -230,6 +230,19 @@ try {
   await page.waitForSelector("td:has-text('support-desk')");
   check((await page.$$("#invite-form option[value='support-desk']")).length === 1, "the new role is offered");
 
+  // A built-in tool, added with its approval rule, then turned off.
+  await page.goto(`${A}/tools`);
+  await page.selectOption("#f-builtin", "fetch_url");
+  await page.fill("#tool-form #f-name", "web_page");
+  await page.selectOption("#f-approval", { label: "every call waits" });
+  await page.fill("#f-allowed_roles", "editor\nmember");
+  await Promise.all([page.waitForNavigation(), page.click("#tool-form button[type=submit]")]);
+  await page.waitForSelector("td:has-text('web_page')");
+  check((await page.textContent("tbody tr")).includes("always"), "the approval rule is shown");
+  await Promise.all([page.waitForNavigation(), page.click("tbody tr button:has-text('Turn off')")]);
+  await page.waitForSelector("tbody tr button:has-text('Turn on')");
+  results.tool_added = true;
+
   for (const [path, name, text] of [
     ["/members", "members", "Invite"],
     ["/tools", "tools", "Add a built-in tool"],

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod certs;
 pub mod init;
 pub mod routes;
+pub mod security;
 pub mod serve;
 pub mod sessions;
 pub mod users;

@@ -3,7 +3,8 @@
 //!
 //! A form with `data-api` is sent by the script to that API path with `data-method`, its
 //! fields as a JSON object (`data-kind` on a field: `number`, `bool`, `list` for checkboxes
-//! of one name, `lines` for a textarea of one item per line; an empty field is left out),
+//! of one name, `lines` for a textarea of one item per line, `json` for a value that is
+//! JSON; an empty field is left out),
 //! and `data-done` says what follows success: `reload`, `secret` (show the response's
 //! `data-secret` field once), `goto` (`data-goto` with `{field}` taken from the response)
 //! or `preview` (show the response and ask to confirm). A button with `data-api` sends
@@ -101,6 +102,19 @@ pub fn select(label: &str, name: &str, options: &[(String, String)], chosen: &st
                 @for (value, text) in options {
                     option value=(value) selected[value == chosen] { (text) }
                 }
+            }
+        }
+    }
+}
+
+/// A labelled choice whose values are JSON (sent as the value they parse to).
+pub fn json_select(label: &str, name: &str, options: &[(String, String)]) -> Markup {
+    let id = format!("f-{name}");
+    html! {
+        div.field {
+            label for=(id) { (label) }
+            select id=(id) name=(name) data-kind="json" {
+                @for (value, text) in options { option value=(value) { (text) } }
             }
         }
     }

@@ -46,6 +46,15 @@ fn toggled(view: &Value) -> Value {
     Value::Object(body)
 }
 
+/// An approval rule as words.
+fn approval_text(rule: &Value) -> String {
+    match (rule["rule"].as_str(), rule["risk"].as_str()) {
+        (Some("above"), Some(risk)) => format!("above {risk}"),
+        (Some(r), _) => r.to_owned(),
+        _ => String::new(),
+    }
+}
+
 /// `GET /ui/assistants/{assistant_id}/tools`.
 pub async fn list(AssistantPage { state, at, frame }: AssistantPage) -> ApiResult<Page> {
     let Json(list) = tools::list(State(state.clone()), at.clone()).await?;
@@ -60,7 +69,7 @@ pub async fn list(AssistantPage { state, at, frame }: AssistantPage) -> ApiResul
                 td { (widgets::text(&t, "name")) }
                 td { (widgets::text(&t, "kind")) }
                 td { (widgets::text(&t, "risk")) }
-                td { (widgets::text(&t, "approval")) }
+                td { (approval_text(&t["approval"])) }
                 td { (widgets::text(&t, "allowed_roles")) }
                 td { (if enabled { "on" } else { "off" }) @if t["needs_review"] == true { " · " strong { "changed upstream: review" } } }
                 td {
@@ -75,8 +84,19 @@ pub async fn list(AssistantPage { state, at, frame }: AssistantPage) -> ApiResul
         .map(|n| (n.to_owned(), n.to_owned()))
         .collect();
     let risks = ["read", "write", "external"].map(|r| (r.to_owned(), r.to_owned()));
-    let approvals =
-        ["above:read", "always", "above:write", "never"].map(|a| (a.to_owned(), a.to_owned()));
+    let approvals = [
+        (
+            r#"{"rule":"above","risk":"read"}"#,
+            "calls of write and external tools wait",
+        ),
+        (r#"{"rule":"always"}"#, "every call waits"),
+        (
+            r#"{"rule":"above","risk":"write"}"#,
+            "calls of external tools wait",
+        ),
+        (r#"{"rule":"never"}"#, "no call waits"),
+    ]
+    .map(|(v, l)| (v.to_owned(), l.to_owned()));
     let content = html! {
         (widgets::table("Tools of this assistant", &["Name", "Kind", "Risk", "Approval", "Roles", "State", ""], rows, "No tools yet."))
         h2 { "Add a built-in tool" }
@@ -85,7 +105,7 @@ pub async fn list(AssistantPage { state, at, frame }: AssistantPage) -> ApiResul
             (widgets::select("Built-in", "builtin", &builtins, "fetch_url"))
             (widgets::field("Name the model sees", "name", "text", true, ""))
             (widgets::select("Risk", "risk", &risks, "external"))
-            (widgets::select("Approval", "approval", &approvals, "above:read"))
+            (widgets::json_select("Approval", "approval", &approvals))
             div.field {
                 label for="f-allowed_roles" { "Roles whose conversations may use it (one per line)" }
                 textarea #f-allowed_roles name="allowed_roles" data-kind="lines" rows="3" {}

@@ -238,9 +238,12 @@ try {
   await page.fill("#f-allowed_roles", "editor\nmember");
   await Promise.all([page.waitForNavigation(), page.click("#tool-form button[type=submit]")]);
   await page.waitForSelector("td:has-text('web_page')");
-  check((await page.textContent("tbody tr")).includes("always"), "the approval rule is shown");
-  await Promise.all([page.waitForNavigation(), page.click("tbody tr button:has-text('Turn off')")]);
-  await page.waitForSelector("tbody tr button:has-text('Turn on')");
+  // (The bound device's own MCP tools are listed too.)
+  const row = "tbody tr:has(td:text-is('web_page'))";
+  const toolRow = await page.textContent(row);
+  check(toolRow.includes("always"), `the approval rule is shown: ${toolRow}`);
+  await Promise.all([page.waitForNavigation(), page.click(`${row} button:has-text('Turn off')`)]);
+  await page.waitForSelector(`${row} button:has-text('Turn on')`);
   results.tool_added = true;
 
   for (const [path, name, text] of [

@@ -63,6 +63,7 @@ run() {
     cat >"$dir/bastion.toml" <<TOML
 mqtt_bind = "127.0.0.1:0"
 device_handshakes_per_minute = 100000
+rate_limit_ip_per_minute = 10000000
 TOML
     local init_out assistant
     init_out=$(printf '%s\n' "$password" | "$bin/bastion" init --config "$dir/bastion.toml" --email bench@example.test --password-stdin --data-dir "$dir/data")

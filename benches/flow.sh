@@ -61,7 +61,8 @@ if command -v taskset >/dev/null 2>&1; then on_cpu0=(taskset -c 0) on_cpu1=(task
 
 start_server() { # $1 = log level
     [ -n "$server_pid" ] && { kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; }
-    BASTION_LOG_LEVEL="$1" "${on_cpu0[@]}" "$bin" serve --data-dir "$work/data" --bind "127.0.0.1:$port" >"$work/server-$1.log" 2>&1 &
+    BASTION_LOG_LEVEL="$1" BASTION_RATE_LIMIT_IP_PER_MINUTE=10000000 BASTION_RATE_LIMIT_USER_PER_MINUTE=10000000 \
+        BASTION_RATE_LIMIT_KEY_PER_MINUTE=10000000 "${on_cpu0[@]}" "$bin" serve --data-dir "$work/data" --bind "127.0.0.1:$port" >"$work/server-$1.log" 2>&1 &
     server_pid=$!
     for _ in $(seq 1 100); do curl -fs "$base/healthz" >/dev/null 2>&1 && return; sleep 0.1; done
     echo "server did not start" >&2; cat "$work/server-$1.log" >&2; exit 1

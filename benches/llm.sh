@@ -112,6 +112,10 @@ wait_for "$fake/models" "the fake provider" "$work/fake.log" 50 -H "Authorizatio
 # bastion, with a price for the fake model (a spend cap needs one) and no per-request log.
 cat >"$work/bastion.toml" <<EOF
 log_level = "warn"
+# The load comes from one address and one key, far above the flood guards' defaults.
+rate_limit_ip_per_minute = 10000000
+rate_limit_key_per_minute = 10000000
+rate_limit_user_per_minute = 10000000
 # The fake provider listens on loopback.
 provider_private_hosts = ["127.0.0.1"]
 

@@ -243,3 +243,143 @@ on_both_backends!(
     unknown_routes_and_methods_are_problems,
     the_openapi_document_is_served,
 );
+
+/// Waits, if needed, so that the next few seconds fall in one rate window (a minute).
+async fn within_one_window() {
+    let second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        % 60;
+    if second > 45 {
+        tokio::time::sleep(std::time::Duration::from_secs(61 - second)).await;
+    }
+}
+
+fn assert_limited(res: &(StatusCode, Value, Option<u64>), what: &str) {
+    assert_eq!(res.0, StatusCode::TOO_MANY_REQUESTS, "{what}: {}", res.1);
+    assert_eq!(res.1["code"], "rate_limited", "{what}");
+    assert!(
+        res.2.is_some_and(|s| (1..=60).contains(&s)),
+        "{what}: Retry-After {:?}",
+        res.2
+    );
+}
+
+/// Every route is limited per client address, per user and per API key (429 with
+/// Retry-After); one principal's limit leaves others alone, a refused write leaves nothing,
+/// and the health probes always answer.
+async fn every_route_is_rate_limited_per_address_user_and_key(b: Backend) {
+    let s = Server::start_with(
+        b,
+        common::Options {
+            serve_args: Vec::new(),
+            env: vec![
+                ("BASTION_RATE_LIMIT_IP_PER_MINUTE".into(), "40".into()),
+                ("BASTION_RATE_LIMIT_USER_PER_MINUTE".into(), "10".into()),
+                ("BASTION_RATE_LIMIT_KEY_PER_MINUTE".into(), "5".into()),
+            ],
+        },
+    )
+    .await;
+    within_one_window().await;
+    let send =
+        |method: reqwest::Method, path: String, token: Option<String>, body: Option<Value>| {
+            let s = &s;
+            async move {
+                let res = s.send(method, &path, token.as_deref(), body).await;
+                let status = res.status();
+                let retry = res
+                    .headers()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                (
+                    status,
+                    res.json::<Value>().await.unwrap_or(Value::Null),
+                    retry,
+                )
+            }
+        };
+    let a = s.tenant.assistant_id.clone();
+    let owner = s.login(OWNER_EMAIL).await; // address 1
+    let keys = format!("/api/v1/assistants/{a}/api-keys");
+    let (status, key, _) = send(
+        reqwest::Method::POST,
+        keys.clone(),
+        Some(owner.clone()),
+        Some(json!({"name": "k", "capabilities": ["chat", "keys.manage"]})),
+    )
+    .await; // owner 1
+    assert_eq!(status, StatusCode::CREATED, "{key}");
+    let key = key["key"].as_str().unwrap().to_string();
+    let (_, member) = s.join(&owner, "m@tenant-a.test", "member").await; // owner 2
+
+    for _ in 0..8 {
+        let (status, _, _) = send(
+            reqwest::Method::GET,
+            "/api/v1/me".into(),
+            Some(owner.clone()),
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let over = send(
+        reqwest::Method::GET,
+        "/api/v1/me".into(),
+        Some(owner.clone()),
+        None,
+    )
+    .await;
+    assert_limited(&over, "the owner's 11th request");
+    let late = send(
+        reqwest::Method::POST,
+        keys.clone(),
+        Some(owner.clone()),
+        Some(json!({"name": "late", "capabilities": ["chat"]})),
+    )
+    .await;
+    assert_limited(&late, "a write past the limit");
+    // Another user is not held to the owner's count.
+    let (status, _, _) = send(
+        reqwest::Method::GET,
+        "/api/v1/me".into(),
+        Some(member),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The key: its own count; the refused write left no key behind.
+    for _ in 0..4 {
+        let (status, _, _) =
+            send(reqwest::Method::GET, keys.clone(), Some(key.clone()), None).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let (status, list, _) = send(reqwest::Method::GET, keys.clone(), Some(key.clone()), None).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert!(
+        !list.as_array().unwrap().iter().any(|k| k["name"] == "late"),
+        "{list}"
+    );
+    let over = send(reqwest::Method::GET, keys.clone(), Some(key.clone()), None).await;
+    assert_limited(&over, "the key's 6th request");
+
+    // The address: anonymous requests run into its limit; the probes still answer.
+    let mut limited = None;
+    for i in 0..40 {
+        let res = send(reqwest::Method::GET, "/openapi.json".into(), None, None).await;
+        if res.0 == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some((i, res));
+            break;
+        }
+    }
+    let (_, res) = limited.expect("the address limit");
+    assert_limited(&res, "the address");
+    let (status, _, _) = send(reqwest::Method::GET, "/healthz".into(), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _, _) = send(reqwest::Method::GET, "/readyz".into(), None, None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+on_both_backends!(every_route_is_rate_limited_per_address_user_and_key);

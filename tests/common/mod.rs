@@ -213,14 +213,7 @@ impl Server {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.http.request(method, self.url(path));
-        if let Some(t) = token {
-            req = req.bearer_auth(t);
-        }
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let res = req.send().await.expect("request");
+        let res = self.send(method, path, token, body).await;
         let status = res.status();
         let text = res.text().await.unwrap_or_default();
         let value = if text.is_empty() {
@@ -229,6 +222,24 @@ impl Server {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
         (status, value)
+    }
+
+    /// One request; the whole response (for its headers).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("request")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> (StatusCode, Value) {
@@ -320,6 +331,11 @@ fn spawn_serve(
         .args(store_args)
         .args(serve_args)
         .env("BASTION_LOG_LEVEL", "warn")
+        // A test sends bursts from one address and user, above the flood guards' defaults;
+        // tests/limits.rs sets them low to see them work.
+        .env("BASTION_RATE_LIMIT_IP_PER_MINUTE", "1000000")
+        .env("BASTION_RATE_LIMIT_USER_PER_MINUTE", "1000000")
+        .env("BASTION_RATE_LIMIT_KEY_PER_MINUTE", "1000000")
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

@@ -184,6 +184,13 @@ pub struct Settings {
     /// Origins (`https://app.example.com`) whose pages may call the API across sites with
     /// bearer tokens; empty (the default), browsers refuse cross-origin reads.
     pub cors_allowed_origins: Vec<String>,
+    /// Requests one client address may make per minute, on any route but the health probes
+    /// (per node; 429 with Retry-After past it).
+    pub rate_limit_ip_per_minute: u32,
+    /// Requests one signed-in user may make per minute (per node).
+    pub rate_limit_user_per_minute: u32,
+    /// Requests an API key without its own `rate_limit_per_minute` may make per minute.
+    pub rate_limit_key_per_minute: u32,
 }
 
 impl Default for Settings {
@@ -245,6 +252,9 @@ impl Default for Settings {
             tls_min_version: TlsVersion::V1_3,
             tls_reload_check_secs: 10,
             cors_allowed_origins: Vec::new(),
+            rate_limit_ip_per_minute: 1200,
+            rate_limit_user_per_minute: 1200,
+            rate_limit_key_per_minute: 6000,
         }
     }
 }
@@ -397,6 +407,18 @@ impl Settings {
         ] {
             if !(1..=1_000_000).contains(&v) {
                 return Err(bad(name, "must be between 1 and 1000000"));
+            }
+        }
+        for (name, v) in [
+            ("rate_limit_ip_per_minute", self.rate_limit_ip_per_minute),
+            (
+                "rate_limit_user_per_minute",
+                self.rate_limit_user_per_minute,
+            ),
+            ("rate_limit_key_per_minute", self.rate_limit_key_per_minute),
+        ] {
+            if !(1..=10_000_000).contains(&v) {
+                return Err(bad(name, "must be between 1 and 10000000"));
             }
         }
         if !(1..=64).contains(&self.tool_calls_per_turn) {

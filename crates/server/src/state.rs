@@ -29,6 +29,8 @@ pub struct Inner {
     pub attempts: crate::attempts::Attempts,
     /// Request-rate limits of API keys: Redis across nodes when configured.
     pub rates: bastion_auth::rate::RateLimiter,
+    /// Every route's request rates per address and principal, on this node (`flow::rate`).
+    pub request_rates: bastion_auth::rate::RateLimiter,
     /// Refusals audited in the last minute, by principal, method and route (see
     /// `flow::authorize`), so refused requests in a loop write one event a minute.
     pub recent_denials: moka::sync::Cache<String, ()>,
@@ -112,6 +114,7 @@ impl AppState {
                 Some(conn) => bastion_auth::rate::RateLimiter::redis(conn.clone(), "bastion:rate:"),
                 None => bastion_auth::rate::RateLimiter::memory(),
             },
+            request_rates: bastion_auth::rate::RateLimiter::memory(),
             recent_denials: moka::sync::Cache::builder()
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))

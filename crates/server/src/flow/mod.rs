@@ -7,6 +7,7 @@ pub mod authenticate;
 pub mod authorize;
 pub mod client_ip;
 pub mod context;
+pub mod rate;
 pub mod record;
 pub mod resolve;
 
@@ -67,12 +68,14 @@ async fn pass(
             .map(|p| p.as_str().to_owned())
             .unwrap_or_default(),
     };
+    rate::per_address(state, &meta).await?;
     // 2. Authenticate the principal.
     let principal =
         authenticate::authenticate(state, req.method(), req.headers(), gate.access).await?;
     if let Some(p) = &principal {
         recorded.principal = Some(p.principal());
     }
+    rate::per_principal(state, &meta, principal.as_ref()).await?;
     // 3. Authorize the declared access, producing the tenant scope the handler will use.
     authorize::authorize(
         state,

@@ -161,7 +161,7 @@ async fn acknowledged_writes_survive_sigkill(b: Backend) {
         eprintln!("round {round}: killed after {at:?}");
     }
 
-    let ack = ack.lock().unwrap();
+    let ack = std::mem::take(&mut *ack.lock().unwrap());
     assert!(
         !ack.messages.is_empty() && !ack.names.is_empty() && !ack.keys.is_empty(),
         "the load wrote nothing: {} messages, {} names, {} keys",

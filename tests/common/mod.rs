@@ -6,6 +6,7 @@ pub mod chat;
 pub mod device;
 pub mod mcp;
 pub mod openapi;
+pub mod otlp;
 pub mod roles;
 
 use reqwest::{Method, StatusCode};

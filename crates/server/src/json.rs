@@ -81,6 +81,24 @@ pub fn check_shape(value: &Value, max_depth: usize, max_string: usize) -> Result
     Ok(())
 }
 
+/// The query string extractor: a query that does not parse into `T` is a 400 problem+json
+/// saying which parameter, like a bad body (axum's own rejection is plain text).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(q)| ApiQuery(q))
+            .map_err(|e| ApiError::BadRequest(e.body_text()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,7 +64,7 @@ impl Assistants<'_> {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(
             "INSERT INTO assistants (id, workspace_id, slug, name, description, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
@@ -175,7 +175,7 @@ impl Assistants<'_> {
     /// Deletes the assistant and, by cascade, its members, domains and invitations.
     /// Returns the domains it had, for cache invalidation.
     pub async fn delete(&self, scope: &AssistantScope) -> Result<Vec<String>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         let rows = sqlx::query("SELECT domain FROM assistant_domains WHERE assistant_id = $1")
             .bind(scope.assistant_id().to_string())
             .fetch_all(&mut *tx)

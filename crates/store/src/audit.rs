@@ -89,7 +89,6 @@ pub struct VerifyReport {
 pub struct AuditLog<'a> {
     pub(crate) pool: &'a AnyPool,
     pub(crate) lock: &'a tokio::sync::Mutex<()>,
-    pub(crate) backend: crate::Backend,
 }
 
 const COLUMNS: &str =
@@ -129,13 +128,7 @@ impl AuditLog<'_> {
     }
 
     async fn try_append(&self, new: &NewEvent, detail: &str) -> Result<Event> {
-        // On SQLite the write lock is taken first: a transaction that reads the chain's tail
-        // and then writes fails at once (SQLITE_BUSY_SNAPSHOT, no busy wait) when another
-        // connection (usage records, say) committed in between.
-        let mut tx = match self.backend {
-            crate::Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            crate::Backend::Postgres => self.pool.begin().await?,
-        };
+        let mut tx = crate::begin(self.pool).await?;
         let tail = sqlx::query(
             "SELECT seq, hash FROM audit_events WHERE chain = $1 ORDER BY seq DESC LIMIT 1",
         )

@@ -269,7 +269,7 @@ impl Conversations<'_> {
     /// Deletes one of the scope's own conversations, with its messages, traces and feedback.
     pub async fn delete(&self, scope: &AssistantScope, id: ConversationId) -> Result<()> {
         let c = self.own(scope, id).await?;
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         // Explicitly, child first: SQLite enforces ON DELETE CASCADE only with foreign keys
         // switched on, and this must hold whatever the connection's pragmas.
         for sql in [
@@ -319,7 +319,7 @@ impl Conversations<'_> {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(&format!(
             "INSERT INTO messages ({MESSAGE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
@@ -374,7 +374,7 @@ impl Conversations<'_> {
         output_tokens: i64,
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(
             "UPDATE messages SET content = $1, status = $2, input_tokens = $3, output_tokens = $4, \
              updated_at = $5 WHERE id = $6 AND conversation_id = $7",

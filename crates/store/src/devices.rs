@@ -279,7 +279,7 @@ impl Devices<'_> {
         challenge: &str,
         expires_at: i64,
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query("DELETE FROM device_activations WHERE device_id = $1")
             .bind(id.to_string())
             .execute(&mut *tx)
@@ -356,7 +356,7 @@ impl Devices<'_> {
     /// assistant and owner it was registered for.
     pub async fn bind_registered(&self, id: DeviceId, status: DeviceStatus) -> Result<bool> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         let done = sqlx::query(
             "UPDATE devices SET status = $1, bound_at = $2 WHERE id = $3 AND status = 'registered' \
              AND assistant_id IS NOT NULL AND owner_id IS NOT NULL",
@@ -445,7 +445,7 @@ impl Devices<'_> {
 
     pub async fn set_policy(&self, scope: &AssistantScope, p: &Policy) -> Result<()> {
         let a = scope.assistant_id().to_string();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query("DELETE FROM assistant_device_policy WHERE assistant_id = $1")
             .bind(&a)
             .execute(&mut *tx)
@@ -501,7 +501,7 @@ impl Devices<'_> {
         status: DeviceStatus,
     ) -> Result<Device> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         let used = sqlx::query(
             "DELETE FROM device_activations WHERE device_id = $1 AND code_hash = $2 AND expires_at > $3",
         )
@@ -606,7 +606,7 @@ impl Devices<'_> {
     /// handshake gets a fresh activation code (a resold device is bound by its new owner).
     /// Its identity (secret) stays; what the tenant registered (serial, factory key) goes.
     pub async fn unbind(&self, scope: &AssistantScope, id: DeviceId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         let done = sqlx::query(&format!(
             "UPDATE devices SET {UNBIND} WHERE id = $2 AND assistant_id = $3"
         ))

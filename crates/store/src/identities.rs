@@ -118,7 +118,7 @@ impl Identities<'_> {
             email: normalize_email(verified_email),
             created_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         crate::users::insert(&mut tx, &user, "").await?;
         insert(&mut tx, &id).await?;
         tx.commit().await?;

@@ -128,7 +128,7 @@ impl Invitations<'_> {
     ) -> Result<(crate::users::User, Invitation)> {
         let now = now_ms();
         let email = normalize_email(email);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         // The conditional update is the single-use check: of two concurrent redemptions,
         // only one changes the row. Ownership is only ever transferred, so an invitation
         // offering it (possible before transfers existed) is never honoured.

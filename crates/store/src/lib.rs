@@ -66,6 +66,17 @@ pub struct Store {
     audit_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
+/// A transaction for a change. On SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`, waiting its turn): a deferred transaction that reads and then writes fails at
+/// once (`SQLITE_BUSY_SNAPSHOT`, no waiting) when another connection committed in between.
+pub(crate) async fn begin(pool: &AnyPool) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+    if pool.connect_options().database_url.scheme() == "sqlite" {
+        Ok(pool.begin_with("BEGIN IMMEDIATE").await?)
+    } else {
+        Ok(pool.begin().await?)
+    }
+}
+
 impl Store {
     /// The SQLite URL for the embedded default: `bastion.db` in the data directory.
     pub fn sqlite_url(data_dir: &Path) -> String {
@@ -210,7 +221,6 @@ impl Store {
         audit::AuditLog {
             pool: &self.pool,
             lock: &self.audit_lock,
-            backend: self.backend,
         }
     }
 }

@@ -110,7 +110,7 @@ impl LlmCalls<'_> {
     pub async fn insert_batch(&self, calls: &[LlmCall]) -> Result<()> {
         // Rows go in many to a statement: each statement is a round trip to the database
         // (for SQLite, to its worker thread), and a busy proxy records thousands a second.
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = crate::begin(&self.store.pool).await?;
         for chunk in calls.chunks(ROWS_PER_INSERT) {
             let sql = insert_sql(self.store.backend(), chunk.len());
             let mut q = sqlx::query(&sql);

@@ -162,7 +162,7 @@ impl Memberships<'_> {
 
     pub async fn add(&self, scope: &AssistantScope, user: UserId, role: &MemberRole) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         lock_assistant(&mut tx, scope.assistant_id()).await?;
         check_role_exists(&mut tx, scope.assistant_id(), role).await?;
         sqlx::query(
@@ -187,7 +187,7 @@ impl Memberships<'_> {
         role: &MemberRole,
     ) -> Result<Member> {
         let id = scope.assistant_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         lock_assistant(&mut tx, id).await?;
         check_role_exists(&mut tx, id, role).await?;
         if is_owner(&mut tx, id, user).await?
@@ -210,7 +210,7 @@ impl Memberships<'_> {
     /// Removes a member; the last owner cannot be removed.
     pub async fn remove(&self, scope: &AssistantScope, user: UserId) -> Result<()> {
         let id = scope.assistant_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         lock_assistant(&mut tx, id).await?;
         if is_owner(&mut tx, id, user).await? && other_owners(&mut tx, id, user).await? == 0 {
             return Err(StoreError::LastOwner);

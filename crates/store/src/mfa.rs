@@ -124,7 +124,7 @@ impl Mfa<'_> {
         recovery_hashes: &[String],
     ) -> Result<()> {
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         let done = sqlx::query(
             "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL, \
              totp_enabled_at = $1, totp_last_step = $2 WHERE id = $3 AND totp_pending_secret = $4",
@@ -159,7 +159,7 @@ impl Mfa<'_> {
     }
 
     pub async fn disable(&self, user: UserId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(
             "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, \
              totp_enabled_at = NULL, totp_last_step = NULL WHERE id = $1",

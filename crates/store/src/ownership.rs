@@ -69,7 +69,7 @@ impl Ownership<'_> {
             created_at: now,
             expires_at: now.saturating_add(ttl_ms),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         lock_assistant(&mut tx, id).await?;
         if is_owner(&mut tx, id, to_user).await? {
             return Err(StoreError::Conflict(
@@ -127,7 +127,7 @@ impl Ownership<'_> {
     pub async fn accept(&self, scope: &AssistantScope) -> Result<(OwnershipOffer, Member)> {
         let id = scope.assistant_id();
         let now = now_ms();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         lock_assistant(&mut tx, id).await?;
         let r = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM ownership_offers WHERE assistant_id = $1"

@@ -137,7 +137,7 @@ impl Roles<'_> {
     /// Deletes a role nobody holds and no pending invitation offers (`Conflict` otherwise).
     pub async fn delete(&self, scope: &AssistantScope, id: RoleId) -> Result<()> {
         let assistant = scope.assistant_id();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         lock_assistant(&mut tx, assistant).await?;
         let used = sqlx::query(
             "SELECT (SELECT COUNT(*) FROM memberships WHERE assistant_id = $1 AND role = $2) \

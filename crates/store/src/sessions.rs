@@ -107,7 +107,7 @@ impl Sessions<'_> {
             revoked_at: None,
             revoked_reason: None,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(
             "INSERT INTO sessions (id, user_id, method, ip, user_agent, created_at, last_used_at, \
              idle_expires_at, absolute_expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -177,7 +177,7 @@ impl Sessions<'_> {
             return Ok(Rotation::Ended(s));
         }
         let idle = (now + idle_ttl_ms).min(s.absolute_expires_at);
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         insert_token(&mut tx, new_hash, s.id, generation + 1, now).await?;
         sqlx::query("UPDATE sessions SET last_used_at = $1, idle_expires_at = $2 WHERE id = $3")
             .bind(now)

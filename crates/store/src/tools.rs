@@ -706,7 +706,7 @@ impl Tools<'_> {
             created_by: scope.principal().to_string(),
             created_at: now_ms(),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(
             "UPDATE mcp_endpoints SET revoked_at = $1 WHERE assistant_id = $2 AND revoked_at IS NULL",
         )
@@ -777,7 +777,7 @@ impl Tools<'_> {
     }
 
     pub async fn set_egress(&self, scope: &AssistantScope, egress: &Egress) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query("DELETE FROM assistant_egress WHERE assistant_id = $1")
             .bind(scope.assistant_id().to_string())
             .execute(&mut *tx)

@@ -52,7 +52,7 @@ impl Usage<'_> {
 
     /// Adds each delta to its counter, in one transaction.
     pub async fn add(&self, deltas: &[((String, String), Counter)]) -> Result<()> {
-        let mut tx = self.store.pool.begin().await?;
+        let mut tx = crate::begin(&self.store.pool).await?;
         for ((subject, period), d) in deltas {
             sqlx::query(
                 "INSERT INTO usage_counters (subject, period, input_tokens, output_tokens, \

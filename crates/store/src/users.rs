@@ -147,7 +147,7 @@ impl Users<'_> {
     /// Deletes a user and (by cascade) their memberships. Refused while they are the last
     /// owner of any assistant or workspace, which would leave it without an owner.
     pub async fn delete(&self, id: UserId) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         // Lock every assistant this user belongs to, as each membership change does, so a
         // concurrent demotion or ownership transfer (which may make this user an owner)
         // cannot leave one without an owner between this check and the delete.

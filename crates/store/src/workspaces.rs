@@ -41,7 +41,7 @@ impl Workspaces<'_> {
             created_at: now,
             updated_at: now,
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         sqlx::query(
             "INSERT INTO workspaces (id, name, created_at, updated_at) VALUES ($1, $2, $3, $3)",
         )
@@ -135,7 +135,7 @@ impl Workspaces<'_> {
     /// Deletes the workspace and, by cascade, its assistants and everything they own.
     /// Returns the ids of the assistants that went with it, for cache invalidation.
     pub async fn delete(&self, scope: &WorkspaceScope) -> Result<Vec<bastion_core::AssistantId>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = crate::begin(self.pool).await?;
         let rows = sqlx::query("SELECT id FROM assistants WHERE workspace_id = $1")
             .bind(scope.workspace_id().to_string())
             .fetch_all(&mut *tx)

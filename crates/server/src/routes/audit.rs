@@ -2,9 +2,10 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::flow::InWorkspace;
+use crate::json::ApiQuery;
 use crate::routes::views::{AuditEventView, AuditPage};
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -23,9 +24,8 @@ pub struct PageQuery {
 pub async fn list(
     State(state): State<AppState>,
     ws: InWorkspace,
-    query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<AuditPage>> {
-    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=200).contains(&limit) {
         return Err(ApiError::BadRequest(

@@ -10,10 +10,11 @@ use crate::chat::{Ask, CallContext};
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::flow::{InAssistant, KeyUsed, Meta, PathParams};
 use crate::json::ApiJson;
+use crate::json::ApiQuery;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -137,7 +138,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     at: InAssistant,
-    Query(q): Query<ListQuery>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Vec<ConversationView>>> {
     let limit = q.limit.unwrap_or(50).clamp(1, 200);
     let before = match q.before.as_deref() {

@@ -8,9 +8,10 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::{self, FAILURE, SUCCESS};
 use crate::flow::{Actor, InAssistant, ItemParam, Meta};
 use crate::json::ApiJson;
+use crate::json::ApiQuery;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bastion_core::DeviceId;
@@ -506,7 +507,7 @@ pub struct DeviceEventsPage {
 pub async fn events(
     State(state): State<AppState>,
     at: InAssistant,
-    Query(q): Query<EventsQuery>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> ApiResult<Json<DeviceEventsPage>> {
     let wait = q.wait_secs.unwrap_or(0);
     if wait > MAX_WAIT_SECS {

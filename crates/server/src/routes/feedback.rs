@@ -5,9 +5,10 @@
 use crate::error::{ApiError, ApiResult, Problem};
 use crate::flow::{InAssistant, PathParams};
 use crate::json::ApiJson;
+use crate::json::ApiQuery;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use bastion_store::conversations::MessageRole;
 use bastion_store::feedback::Feedback;
@@ -116,7 +117,7 @@ pub async fn put(
 pub async fn list(
     State(state): State<AppState>,
     at: InAssistant,
-    Query(q): Query<FeedbackQuery>,
+    ApiQuery(q): ApiQuery<FeedbackQuery>,
 ) -> ApiResult<Json<FeedbackSummary>> {
     let repo = state.store.feedback();
     let counts = repo.counts(&at.scope).await?;

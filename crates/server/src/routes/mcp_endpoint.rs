@@ -13,10 +13,11 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::{self, SUCCESS};
 use crate::flow::{Actor, InAssistant, Meta};
 use crate::json::ApiJson;
+use crate::json::ApiQuery;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -167,7 +168,7 @@ pub struct AttachQuery {
 pub async fn attach(
     State(state): State<AppState>,
     meta: Meta,
-    Query(q): Query<AttachQuery>,
+    ApiQuery(q): ApiQuery<AttachQuery>,
     ws: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let scope = match admit(&state, &q.token).await {

@@ -141,6 +141,7 @@ pub async fn confirm(
 #[utoipa::path(post, path = "/api/v1/auth/mfa/totp/disable", tag = "auth", security(("bearer" = [])),
     request_body = MfaDisableRequest,
     responses((status = 204), (status = 401, body = crate::error::Problem), (status = 403, body = crate::error::Problem),
+        (status = 409, body = crate::error::Problem, description = "TOTP is not enabled"),
         (status = 422, body = crate::error::Problem), (status = 429, body = crate::error::Problem)))]
 pub async fn disable(
     State(state): State<AppState>,

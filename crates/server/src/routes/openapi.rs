@@ -102,13 +102,96 @@ pub fn with_access(routes: &[RouteSpec]) -> utoipa::openapi::OpenApi {
     doc
 }
 
+/// The served document: [`with_access`], with every problem answer the request flow can
+/// give any operation documented on it ([`complete_problems`]).
+pub fn served(routes: &[RouteSpec]) -> serde_json::Value {
+    let mut doc = serde_json::to_value(with_access(routes)).unwrap_or_default();
+    complete_problems(&mut doc);
+    doc
+}
+
+const PROBLEM_REF: &str = "#/components/schemas/Problem";
+const PROBLEM_JSON: &str = "application/problem+json";
+
+/// Problem answers are `application/problem+json`, and the ones any operation may give
+/// because of the request flow (a malformed request, the rate limits, the timeout; a body
+/// too large or of another type; no credentials, no capability, no such tenant) are listed
+/// on every operation they apply to, so a client (or a fuzzer) finds each answer documented.
+fn complete_problems(doc: &mut serde_json::Value) {
+    use serde_json::{json, Value};
+    let problem = |description: &str| json!({"description": description, "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}});
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            let access = op
+                .get("x-bastion-access")
+                .and_then(Value::as_str)
+                .unwrap_or("public")
+                .to_owned();
+            let has_body = op.contains_key("requestBody");
+            let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+                continue;
+            };
+            for r in responses.values_mut() {
+                let Some(content) = r.get_mut("content").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let is_problem = content
+                    .get("application/json")
+                    .is_some_and(|c| c["schema"]["$ref"] == PROBLEM_REF);
+                if is_problem {
+                    if let Some(c) = content.remove("application/json") {
+                        content.insert(PROBLEM_JSON.into(), c);
+                    }
+                }
+            }
+            let mut add = |status: &str, description: &str| {
+                responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| problem(description));
+            };
+            add("400", "malformed request");
+            add(
+                "429",
+                "a rate limit reached: retry after the Retry-After header's seconds",
+            );
+            add(
+                "503",
+                "the request took too long, or the service is not ready",
+            );
+            if has_body {
+                add("413", "the body is too large");
+                add("415", "the body is not JSON");
+                add("422", "the body is JSON but not a valid request");
+            }
+            if access != "public" {
+                add("401", "no valid credentials");
+                add(
+                    "403",
+                    "the credentials do not hold what the operation requires",
+                );
+                add(
+                    "404",
+                    "no such item, or a tenant the caller does not belong to",
+                );
+            }
+        }
+    }
+}
+
 /// This document.
 #[utoipa::path(get, path = "/openapi.json", tag = "health", responses((status = 200, description = "OpenAPI 3.1 document")))]
 pub async fn document(State(state): State<AppState>) -> Json<serde_json::Value> {
     static DOC: OnceLock<serde_json::Value> = OnceLock::new();
-    let doc = DOC.get_or_init(|| {
-        serde_json::to_value(with_access(&super::route_table(state.clone()))).unwrap_or_default()
-    });
+    let doc = DOC.get_or_init(|| served(&super::route_table(state.clone())));
     Json(doc.clone())
 }
 

@@ -159,6 +159,10 @@ fn message_for(status: DeviceStatus, code: &str) -> String {
 /// `Device-Id` (MAC), `Client-Id`, `Device-Secret` once issued, `User-Agent`,
 /// `Activation-Version`. Channel credentials are given to bound devices only.
 #[utoipa::path(post, path = "/ota/", tag = "devices",
+    params(("Device-Id" = String, Header, description = "the device's MAC address, e.g. 3a:28:5e:fc:41:5a", pattern = "^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$"),
+        ("Client-Id" = Option<String>, Header, description = "the firmware's client id (a UUID)"),
+        ("Device-Secret" = Option<String>, Header, description = "the secret issued at first contact"),
+        ("Activation-Version" = Option<String>, Header, description = "2 for firmware that answers a challenge")),
     request_body(content = Object, content_type = "application/json", description = "the device's system information (application.version, board.type, …)"),
     responses((status = 200, description = "xiaozhi OTA answer: server_time, firmware, device, and activation (unbound) or websocket (bound)"),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]
@@ -326,6 +330,10 @@ pub struct ActivationState {
 /// once bound. A device with a factory key sends `serial_number`, `challenge` and `hmac`;
 /// a wrong answer, or one bastion has no registered key to check, is refused.
 #[utoipa::path(post, path = "/ota/activate", tag = "devices",
+    params(("Device-Id" = String, Header, description = "the device's MAC address, e.g. 3a:28:5e:fc:41:5a", pattern = "^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$"),
+        ("Client-Id" = Option<String>, Header, description = "the firmware's client id (a UUID)"),
+        ("Device-Secret" = Option<String>, Header, description = "the secret issued at first contact"),
+        ("Activation-Version" = Option<String>, Header, description = "2 for firmware that answers a challenge")),
     request_body(content = ActivationBody, content_type = "application/json", description = "empty for a device without a factory key"),
     responses((status = 200, body = ActivationState), (status = 202, body = ActivationState),
         (status = 400, body = Problem), (status = 401, body = Problem), (status = 429, body = Problem)))]

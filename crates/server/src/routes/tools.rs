@@ -12,9 +12,10 @@ use crate::error::{ApiError, ApiResult, Problem};
 use crate::events::{self, SUCCESS};
 use crate::flow::{Actor, InAssistant, ItemParam, Meta, PathParams};
 use crate::json::ApiJson;
+use crate::json::ApiQuery;
 use crate::routes::views::rfc3339;
 use crate::state::AppState;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use bastion_core::{Approval, Risk, Role, ToolApprovalId, ToolId};
@@ -580,7 +581,7 @@ pub struct ApprovalQuery {
 pub async fn list_approvals(
     State(state): State<AppState>,
     at: InAssistant,
-    Query(q): Query<ApprovalQuery>,
+    ApiQuery(q): ApiQuery<ApprovalQuery>,
 ) -> ApiResult<Json<Vec<ApprovalView>>> {
     let pending_only = match q.status.as_deref() {
         None | Some("pending") => true,

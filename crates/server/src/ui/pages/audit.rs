@@ -2,6 +2,7 @@
 
 use crate::error::ApiResult;
 use crate::flow::{Caller, InWorkspace};
+use crate::json::ApiQuery;
 use crate::routes::audit::{self, PageQuery};
 use crate::state::AppState;
 use crate::ui::frame::Frame;
@@ -31,7 +32,7 @@ pub async fn get(
         before: at.before,
         limit: Some(50),
     };
-    let Json(page) = audit::list(State(state.clone()), ws, Ok(Query(query))).await?;
+    let Json(page) = audit::list(State(state.clone()), ws, ApiQuery(query)).await?;
     let page = widgets::json(&page);
     let empty = Vec::new();
     let rows = page["items"]

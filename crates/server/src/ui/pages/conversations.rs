@@ -3,10 +3,11 @@
 
 use crate::error::ApiResult;
 use crate::flow::PathParams;
+use crate::json::ApiQuery;
 use crate::routes::{conversations, tools, traces};
 use crate::ui::frame::AssistantPage;
 use crate::ui::{widgets, Page};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use bastion_core::Capability as C;
 use maud::html;
@@ -17,7 +18,7 @@ pub async fn list(AssistantPage { state, at, frame }: AssistantPage) -> ApiResul
         limit: Some(100),
         before: None,
     };
-    let Json(list) = conversations::list(State(state.clone()), at.clone(), Query(query)).await?;
+    let Json(list) = conversations::list(State(state.clone()), at.clone(), ApiQuery(query)).await?;
     let rows = list
         .iter()
         .map(widgets::json)

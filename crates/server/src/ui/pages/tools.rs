@@ -2,10 +2,11 @@
 //! (tools.approve).
 
 use crate::error::ApiResult;
+use crate::json::ApiQuery;
 use crate::routes::{mcp_servers, tools};
 use crate::ui::frame::AssistantPage;
 use crate::ui::{widgets, Page};
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::Json;
 use maud::html;
 use serde_json::{Map, Value};
@@ -156,7 +157,8 @@ pub async fn servers(AssistantPage { state, at, frame }: AssistantPage) -> ApiRe
 /// `GET /ui/assistants/{assistant_id}/approvals`.
 pub async fn approvals(AssistantPage { state, at, frame }: AssistantPage) -> ApiResult<Page> {
     let query = tools::ApprovalQuery { status: None };
-    let Json(list) = tools::list_approvals(State(state.clone()), at.clone(), Query(query)).await?;
+    let Json(list) =
+        tools::list_approvals(State(state.clone()), at.clone(), ApiQuery(query)).await?;
     let base = format!("/api/v1/assistants/{}/tool-approvals", at.assistant.id);
     let rows = list
         .iter()

@@ -477,14 +477,17 @@ async fn the_defaults_comply_with_mozillas_modern_configuration() {
 #[test]
 fn self_signed_writes_a_private_key_only_its_owner_reads() {
     let dir = tempfile::tempdir().expect("dir");
-    let out_dir = dir.path().join("tls");
+    let out_dir = dir.path().join("data/tls");
     self_signed(&out_dir, &["bastion.lan", "192.0.2.7"]);
     let key = out_dir.join("key.pem");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&key), 0o600);
+        // The folders it made (the default is inside the data directory) are its owner's.
+        assert_eq!(mode(&out_dir), 0o700);
+        assert_eq!(mode(out_dir.parent().unwrap()), 0o700);
     }
     let text = Command::new("openssl")
         .args(["x509", "-noout", "-text", "-in"])

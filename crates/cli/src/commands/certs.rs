@@ -62,7 +62,16 @@ fn self_signed(args: SelfSignedArgs) -> anyhow::Result<ExitCode> {
         .self_signed(&key)
         .context("cannot sign the certificate")?;
 
-    std::fs::create_dir_all(&args.out_dir)
+    // Owner-only, as `serve` makes the data directory: the default is inside it, and a
+    // directory created here first would otherwise leave the database open to others.
+    let mut dirs = std::fs::DirBuilder::new();
+    dirs.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        dirs.mode(0o700);
+    }
+    dirs.create(&args.out_dir)
         .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let cert_path = args.out_dir.join("cert.pem");
     let key_path = args.out_dir.join("key.pem");

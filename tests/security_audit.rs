@@ -251,6 +251,29 @@ async fn each_weak_tenant_setting_is_found_and_cleared(b: Backend) {
         ("BASTION_METRICS_TOKEN", "a-long-scrape-token-0123456789"),
     ]);
     assert!(!ids(&report).contains("metrics-without-token"), "{report}");
+
+    // The owner enrols a second factor: the last finding goes.
+    let (status, enrol) = s.post("/api/v1/auth/mfa/totp", &token, json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{enrol}");
+    let secret = totp_rs::Secret::Encoded(enrol["secret"].as_str().unwrap().to_string())
+        .to_bytes()
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = bastion_auth::totp::code_at(&secret, now).unwrap();
+    let (status, body) = s
+        .post(
+            "/api/v1/auth/mfa/totp/confirm",
+            &token,
+            json!({"code": code}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (passed, report) = run(&[]);
+    assert!(passed);
+    assert_eq!(ids(&report), BTreeSet::new(), "{report}");
 }
 
 on_both_backends!(each_weak_tenant_setting_is_found_and_cleared);
@@ -318,7 +341,18 @@ fn each_weak_setting_is_found_and_cleared() {
     let (passed, report) = with("", &[]);
     assert!(!passed);
     assert_eq!(severity(&report, "signing-key-weak"), "critical");
+    std::fs::write(&signing, "not a key").unwrap();
+    let (passed, report) = with("", &[]);
+    assert!(!passed);
+    assert_eq!(severity(&report, "signing-key-unusable"), "critical");
     std::fs::write(&signing, &real).unwrap();
+    let master = data.join("master.key");
+    let real_master = std::fs::read(&master).unwrap();
+    std::fs::write(&master, "short").unwrap();
+    let (passed, report) = with("", &[]);
+    assert!(!passed);
+    assert_eq!(severity(&report, "master-key-unusable"), "critical");
+    std::fs::write(&master, &real_master).unwrap();
     use base64::Engine;
     let zeros = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
     let (passed, report) = with("", &[("BASTION_MASTER_KEY", &zeros)]);
@@ -401,6 +435,29 @@ async fn the_running_instance_is_checked_when_it_answers() {
     // The audit's settings say a token is set, but this instance runs without one.
     assert_eq!(severity(&report, "live-metrics-without-token"), "high");
     drop(s);
+    // Run with a token: /metrics refuses the anonymous scrape.
+    let token_env = [
+        ("BASTION_TRUSTED_PROXIES", "[\"10.0.0.0/8\"]"),
+        ("BASTION_METRICS_TOKEN", "a-long-scrape-token-0123456789"),
+    ];
+    let s = Server::start_with(
+        Backend::Sqlite,
+        Options {
+            serve_args: Vec::new(),
+            env: token_env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        },
+    )
+    .await;
+    let (_, report) = audit(&["--url", &s.url("")], &s.store_args(), &token_env);
+    assert_eq!(report["checked"]["instance"]["reachable"], true);
+    assert!(
+        !ids(&report).contains("live-metrics-without-token"),
+        "{report}"
+    );
+    drop(s);
 
     // Gone: the instance is not checked, and says so.
     let empty = tempfile::tempdir().unwrap();
@@ -443,4 +500,38 @@ async fn the_running_instance_is_checked_when_it_answers() {
         );
         assert!(!found.contains("live-without-hsts"), "{report}");
     }
+
+    // HTTPS from something that sends no HSTS (a proxy, say): openssl's test server.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let mut proxy = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+        ])
+        .arg(tls.join("cert.pem"))
+        .arg("-key")
+        .arg(tls.join("key.pem"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let url = format!("https://127.0.0.1:{port}");
+    let mut report = Value::Null;
+    for _ in 0..50 {
+        report = audit(&["--url", &url], &nowhere, &[]).1;
+        if report["checked"]["instance"]["reachable"] == true {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let _ = proxy.kill();
+    let _ = proxy.wait();
+    assert_eq!(severity(&report, "live-without-hsts"), "medium", "{report}");
 }

@@ -12,13 +12,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 fn schemathesis() -> PathBuf {
-    let python = std::env::var("BASTION_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/bastion-venv/bin/python",
-            std::env::var("HOME").expect("HOME")
-        )
-    });
-    let st = PathBuf::from(python).with_file_name("st");
+    let st = PathBuf::from(common::python()).with_file_name("st");
     assert!(
         st.exists(),
         "schemathesis is missing: pip install -r tests/support/openai_sdk/requirements.txt (.ci/run does)"

@@ -787,15 +787,6 @@ on_both_backends!(
     an_expired_code_does_not_bind,
 );
 
-fn python() -> String {
-    std::env::var("BASTION_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/bastion-venv/bin/python",
-            std::env::var("HOME").unwrap()
-        )
-    })
-}
-
 /// Runs an MQTT client program to completion (15 s at most): (success, stdout, stderr).
 async fn run_client(program: &str, args: &[&str]) -> (bool, String, String) {
     let child = tokio::process::Command::new(program)
@@ -854,7 +845,7 @@ async fn mqtt_devices_use_their_own_topics_only() {
         env!("CARGO_MANIFEST_DIR")
     );
     let (ok, out, err) = run_client(
-        &python(),
+        &common::python(),
         &[
             &script,
             "127.0.0.1",

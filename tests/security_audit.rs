@@ -317,7 +317,7 @@ fn each_weak_setting_is_found_and_cleared() {
     assert_eq!(severity(&report, "public-mqtt-without-tls"), "critical");
     // With bastion's own TLS: fine, but TLS 1.2 allowed is a finding; a broken pair critical.
     let tls = dir.path().join("tls");
-    let files = tls_files(&tls);
+    let files = common::self_signed(&tls, &[]);
     let (passed, report) = with(&format!("bind = \"0.0.0.0:8443\"\n{files}"), &[]);
     assert!(passed, "{report}");
     assert!(!ids(&report).contains("public-bind-without-tls"));
@@ -389,18 +389,6 @@ fn each_weak_setting_is_found_and_cleared() {
         ids(&report),
         BTreeSet::from(["admin-without-mfa".to_string()])
     );
-}
-
-/// A self-signed pair written into `dir` by `bastion certs self-signed`, as settings.
-fn tls_files(dir: &Path) -> String {
-    let d = dir.display().to_string();
-    let out = run_cli(&["certs", "self-signed", "--out-dir", &d], &[], &[], None);
-    assert!(out.status.success());
-    format!(
-        "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
-        dir.join("cert.pem").display().to_string(),
-        dir.join("key.pem").display().to_string()
-    )
 }
 
 fn set_mode(path: &Path, mode: u32) {
@@ -475,7 +463,7 @@ async fn the_running_instance_is_checked_when_it_answers() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bastion.toml");
     let tls = dir.path().join("tls");
-    let files = tls_files(&tls);
+    let files = common::self_signed(&tls, &[]);
     for (min, expect_finding) in [("1.2", true), ("1.3", false)] {
         std::fs::write(&config, format!("{files}tls_min_version = \"{min}\"\n")).unwrap();
         let cfg = config.display().to_string();

@@ -7,28 +7,12 @@
 
 mod common;
 
-use common::{run_cli, Backend, Options, Server, OWNER_EMAIL, PASSWORD};
+use common::{python, run_cli, self_signed, Backend, Options, Server, OWNER_EMAIL, PASSWORD};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// `bastion certs self-signed` into `dir` for `hosts`.
-fn self_signed(dir: &Path, hosts: &[&str]) {
-    let mut args = vec!["certs", "self-signed", "--force", "--out-dir"];
-    let d = dir.display().to_string();
-    args.push(&d);
-    for h in hosts {
-        args.extend(["--host", h]);
-    }
-    let out = run_cli(&args, &[], &[], None);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 struct Tls {
     s: Server,
@@ -38,7 +22,10 @@ struct Tls {
 
 impl Tls {
     async fn start(extra: &str) -> Tls {
-        Self::start_with(extra, |dir| self_signed(dir, &[])).await
+        Self::start_with(extra, |dir| {
+            self_signed(dir, &[]);
+        })
+        .await
     }
 
     /// As [`Tls::start`], with `make` writing `cert.pem` and `key.pem` into the folder.
@@ -114,15 +101,6 @@ fn subject(port: u16) -> String {
         .find(|l| l.starts_with("subject="))
         .map(|l| l.replace(' ', ""))
         .unwrap_or_default()
-}
-
-fn python() -> String {
-    std::env::var("BASTION_TEST_PYTHON").unwrap_or_else(|_| {
-        format!(
-            "{}/.cache/bastion-venv/bin/python",
-            std::env::var("HOME").expect("HOME")
-        )
-    })
 }
 
 /// sslyze's scan of the TLS 1.2 and 1.3 cipher suites: (accepted on 1.2, accepted on 1.3).

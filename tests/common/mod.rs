@@ -513,6 +513,38 @@ fn parse_init(stdout: &str) -> Tenant {
     }
 }
 
+/// The venv's python the tests drive real clients with (`BASTION_TEST_PYTHON`, or the one
+/// `.ci/run` installs in `~/.cache/bastion-venv`).
+pub fn python() -> String {
+    std::env::var("BASTION_TEST_PYTHON").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/bastion-venv/bin/python",
+            std::env::var("HOME").expect("HOME")
+        )
+    })
+}
+
+/// `bastion certs self-signed` into `dir` for `hosts` (the defaults when empty); the
+/// settings that serve with the pair.
+pub fn self_signed(dir: &Path, hosts: &[&str]) -> String {
+    let d = dir.display().to_string();
+    let mut args = vec!["certs", "self-signed", "--force", "--out-dir", &d];
+    for h in hosts {
+        args.extend(["--host", h]);
+    }
+    let out = run_cli(&args, &[], &[], None);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    format!(
+        "tls_cert_file = {:?}\ntls_key_file = {:?}\n",
+        dir.join("cert.pem").display().to_string(),
+        dir.join("key.pem").display().to_string()
+    )
+}
+
 pub fn data_dir(server: &Server) -> PathBuf {
     server.dir.path().to_path_buf()
 }

@@ -193,7 +193,7 @@ fn data_dir(s: &Settings, out: &mut Vec<Finding>) {
     let _ = (s, out);
 }
 
-fn is_loopback_host(host: Option<url::Host<&str>>) -> bool {
+pub fn is_loopback_host(host: Option<url::Host<&str>>) -> bool {
     match host {
         // A URL of a scheme the URL standard does not know (postgres:, redis:) keeps its
         // host as written, addresses included.

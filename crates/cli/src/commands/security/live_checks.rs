@@ -1,6 +1,6 @@
 //! Checks of the running instance, when it answers: what a client actually sees.
 
-use super::config_checks::is_public;
+use super::config_checks::{is_loopback_host, is_public};
 use super::findings::{Finding, Severity};
 use bastion_server::Settings;
 use std::time::Duration;
@@ -93,10 +93,5 @@ pub async fn check(url: &str, settings: &Settings) -> Live {
 }
 
 fn url_is_loopback(url: &str) -> bool {
-    url::Url::parse(url).is_ok_and(|u| match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    })
+    url::Url::parse(url).is_ok_and(|u| is_loopback_host(u.host()))
 }
